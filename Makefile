@@ -1,0 +1,54 @@
+# The README's two commands: `make train` and `make test`. Each sets itself up from nothing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+RUN ?= runs/lenet5-fashion_mnist
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup data test lint pytest pytest-tf-keras train bench clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Fashion-MNIST from Debian's package where apt exists; elsewhere the readers fall back to
+# --data-dir, $$CONVZOO_DATA, the Keras cache or tensorflow-datasets.
+data:
+	@if [ -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ]; then \
+		echo "Fashion-MNIST: $(FASHION_DIR)"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q dataset-fashion-mnist; }; \
+	else \
+		echo "apt-get not found: Fashion-MNIST will come from \$$CONVZOO_DATA, the Keras cache or tensorflow-datasets"; \
+	fi
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+pytest: setup data
+	$(PY) -m pytest -q
+
+# The layer and zoo suites again in the legacy tf_keras world (DESIGN.md: two Keras worlds).
+pytest-tf-keras: setup
+	TF_USE_LEGACY_KERAS=1 $(PY) -m pytest -q -m "not keras3_only" tests/layers tests/zoo
+
+test: lint pytest pytest-tf-keras
+
+train: setup data
+	$(PY) -m training --model lenet5 --dataset fashion_mnist --run-dir $(RUN)
+	$(PY) -m export $(RUN)
+
+bench: setup data
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
