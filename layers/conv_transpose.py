@@ -1,0 +1,437 @@
+"""Transpose convolution (a.k.a. fractionally strided convolution), computed from scratch as one
+stride-1 convolution followed by a pixel shuffle (the sub-pixel decomposition).
+
+What it computes. In one spatial dimension, with input `x` of length `n`, kernel `w` of size
+`k`, stride `s` and dilation `d`, every input position scatters a scaled copy of the kernel:
+
+    full[i * s + j * d] += x[i] * w[j]        (length (n - 1) * s + d * (k - 1) + 1)
+
+and the output is the window `out[o] = full[o + p_before]` of length
+
+    out = (n - 1) * s - (p_before + p_after) + d * (k - 1) + output_padding + 1
+
+(positions past the end of `full` are zero). It is the gradient of a convolution with the same
+kernel, stride, dilation and padding with respect to its input, hence the name; a convolution
+with stride `s` maps the output size back to `n`. `padding="valid"` and `"same"` follow
+`tf.keras.layers.Conv2DTranspose` exactly, with `K = d * (k - 1) + 1`:
+
+- `"valid"`: `p_before = 0`; `out = n * s + max(K - s, 0)` without `output_padding`, else
+  `(n - 1) * s + K + output_padding`.
+- `"same"`: `out = n * s` without `output_padding`, else `(n - 1) * s + K % 2 + output_padding`;
+  `p_before` is TensorFlow's "same" rule for a convolution of the output, `total // 2` with
+  `total = max((ceil(out / s) - 1) * s + K - out, 0)`.
+
+How it is computed (sub-pixel decomposition). The textbook form inserts `s - 1` zeros between
+input pixels, pads and convolves with the flipped kernel; three quarters of its multiplications
+(at `s = 2`, in 2D) are with inserted zeros. Instead, write each output position as
+`o = q * s + r` with phase `r` in `[0, s)`. Substituting `i = q - v` above gives
+
+    out[q * s + r] = sum_v x[q - v] * w_eff[v * s + r + p_before]
+
+where `w_eff` is the kernel dilated with `d - 1` zeros between taps (and zero outside
+`[0, K)`). For every phase this is an ordinary stride-1 convolution of `x` with its own small
+"phase kernel" (every `s`-th tap of the flipped kernel), of about `ceil(K / s)` taps. The layer
+stacks the `s^D` phase kernels along the output channels (`s^D * filters` channels), runs ONE
+stride-1 convolution on the (padded) input, and interleaves the phases into space: for 2D with
+equal strides that is exactly `tf.nn.depth_to_space`, otherwise a reshape/transpose per axis.
+The phase kernels are built from `kernel` with one `tf.gather` inside `call`, so gradients flow
+to `kernel` and a converter folds them into a constant. When `p_before` is not a multiple of
+`s` the phases would need one extra tap each; the layer then computes up to `s - 1` extra
+output rows at the start and crops them, which is cheaper. With stride 1 it is a plain
+convolution with the flipped kernel (dilated when `dilation > 1`). Every op (PAD, CONV_2D /
+CONV_3D, DEPTH_TO_SPACE, RESHAPE, TRANSPOSE, STRIDED_SLICE) is a TFLite built-in and exports to
+ONNX.
+
+Dilation follows the framework convention: `dilation=1` is a plain kernel, `dilation=2` leaves
+one pixel between taps (the lecture's "dilation rate 1").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from layers._args import check_input_rank, normalize_tuple
+from layers.padding import normalize_padding
+
+_LAYOUTS = {
+    1: "(batch, steps, channels)",
+    2: "(batch, height, width, channels)",
+    3: "(batch, depth, height, width, channels)",
+}
+
+
+class _AxisPlan(NamedTuple):
+    """How one spatial dimension is computed (all sizes are independent of the input size)."""
+
+    taps: np.ndarray  # (T, s) source tap of `kernel` per (conv tap, phase); `k` means zero.
+    conv_dilation: int  # dilation of the stride-1 convolution (only when s == 1)
+    pad_before: int  # padding of the input before the convolution (negative: crop)
+    pad_after: int
+    crop_before: int  # rows of the shuffled output to drop at the start
+    crop_after: int  # and at the end
+    extent: int  # out = (n - 1) * s + extent
+
+
+def _output_extent(k: int, s: int, d: int, padding, output_padding: int | None) -> tuple[int, int]:
+    """Returns `(extent, p_before)` for one dimension: `out = (n - 1) * s + extent`."""
+    span = d * (k - 1) + 1
+    if padding == "valid":
+        extra = max(span, s) - span if output_padding is None else output_padding
+        return span + extra, 0
+    if padding == "same":
+        extent = s if output_padding is None else span % 2 + output_padding
+        # TensorFlow's "same" rule for a convolution of the output (size (n - 1) * s + extent).
+        total = max((-(-extent // s) - 1) * s + span - extent, 0)
+        return extent, total // 2
+    before, after = padding
+    return span - before - after + (output_padding or 0), before
+
+
+def _plan_axis(k: int, s: int, d: int, padding, output_padding: int | None) -> _AxisPlan:
+    span = d * (k - 1) + 1
+    extent, p_before = _output_extent(k, s, d, padding, output_padding)
+    if s == 1:
+        # A plain convolution with the flipped (and dilated) kernel.
+        taps = np.arange(k - 1, -1, -1).reshape(k, 1)
+        before = span - 1 - p_before
+        return _AxisPlan(taps, d, before, extent - 1 + p_before, 0, 0, extent)
+
+    def tap_range(start: int) -> tuple[int, int]:
+        # v with 0 <= v * s + r + start < span for some phase r in [0, s).
+        return -((start + s - 1) // s), (span - 1 - start) // s
+
+    # Start the phase grid `crop` rows before the requested window when that saves a tap.
+    v_min, v_max = tap_range(p_before)
+    crop = 0
+    shifted = p_before % s
+    if shifted:
+        lo, hi = tap_range(p_before - shifted)
+        if hi - lo < v_max - v_min:
+            v_min, v_max, crop = lo, hi, shifted
+    start = p_before - crop
+    count = v_max - v_min + 1
+    taps = np.full((count, s), k, dtype=np.int64)
+    for j in range(count):
+        for r in range(s):
+            t = (v_max - j) * s + r + start
+            if 0 <= t < span and t % d == 0:
+                taps[j, r] = t // d
+    # Phase rows q in [0, Q) with Q = n - 1 + q_extra cover the output plus `crop` rows.
+    q_extra = -(-(extent + crop) // s)
+    return _AxisPlan(
+        taps=taps,
+        conv_dilation=1,
+        pad_before=v_max,
+        pad_after=q_extra - 1 - v_min,
+        crop_before=crop,
+        crop_after=q_extra * s - extent - crop,
+        extent=extent,
+    )
+
+
+def _pad_or_crop(x: tf.Tensor, pairs: Sequence[tuple[int, int]]) -> tf.Tensor:
+    """Pads the spatial dims of `x` by `pairs`; negative amounts crop instead."""
+    if any(b < 0 or a < 0 for b, a in pairs):
+        index = [slice(None)]
+        for b, a in pairs:
+            index.append(slice(max(-b, 0), a if a < 0 else None))
+        x = x[tuple(index)]
+    if any(b > 0 or a > 0 for b, a in pairs):
+        x = tf.pad(x, [[0, 0], *[[max(b, 0), max(a, 0)] for b, a in pairs], [0, 0]])
+    return x
+
+
+def _dims(x: tf.Tensor) -> list:
+    """Static sizes where known, scalar tensors elsewhere."""
+    dynamic = tf.shape(x)
+    return [dynamic[i] if size is None else size for i, size in enumerate(x.shape)]
+
+
+def _phases_to_space(y: tf.Tensor, strides: Sequence[int], filters: int) -> tf.Tensor:
+    """Interleaves phases: `(B, *Q, prod(s) * F)` -> `(B, *(Q * s), F)`.
+
+    Channel `(r_1, ..., r_D, f)` (row-major) of phase row `q_a` goes to position
+    `q_a * s_a + r_a`; for 2D with equal strides this is `depth_to_space`.
+    """
+    rank = len(strides)
+    if all(s == 1 for s in strides):
+        return y
+    if rank == 2 and strides[0] == strides[1]:
+        return tf.nn.depth_to_space(y, strides[0])
+    for axis in range(rank):
+        s = strides[axis]
+        if s == 1:
+            continue
+        dims = _dims(y)
+        batch_and_done, q, later = dims[: axis + 1], dims[axis + 1], dims[axis + 2 : -1]
+        rest = math.prod(strides[axis + 1 :]) * filters
+        if later:
+            # (P, Q_a, R, s_a, rest) -> (P, Q_a, s_a, R, rest)
+            later_size = (
+                math.prod(later)
+                if all(isinstance(v, int) for v in later)
+                else tf.reduce_prod(tf.stack(later))
+            )
+            y = tf.reshape(y, [-1, q, later_size, s, rest])
+            y = tf.transpose(y, [0, 1, 3, 2, 4])
+        y = tf.reshape(y, [*batch_and_done, q * s, *later, rest])
+    return y
+
+
+class _ConvTranspose(tf.keras.layers.Layer):
+    """The rank-generic core of `ConvTranspose1D`, `ConvTranspose2D` and `ConvTranspose3D`."""
+
+    rank: int = 2
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | Sequence[int],
+        strides: int | Sequence[int] = 1,
+        padding: int | str | Sequence = 0,
+        output_padding: int | Sequence[int] | None = None,
+        dilation: int | Sequence[int] = 1,
+        use_bias: bool = True,
+        activation=None,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        rank = self.rank
+        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
+            raise ValueError(f"`filters` must be a positive integer, got {filters!r}.")
+        self.filters = filters
+        self.kernel_size = normalize_tuple(kernel_size, rank, "kernel_size")
+        self.strides = normalize_tuple(strides, rank, "strides")
+        self.dilation = normalize_tuple(dilation, rank, "dilation")
+        self.padding = normalize_padding(padding, rank)
+        if output_padding is None:
+            self.output_padding = None
+        else:
+            self.output_padding = normalize_tuple(output_padding, rank, "output_padding", minimum=0)
+            for op, s, d in zip(self.output_padding, self.strides, self.dilation, strict=True):
+                limit, what = (d, "dilation (stride is 1)") if s == 1 else (s, "stride")
+                if op >= limit:
+                    raise ValueError(
+                        f"`output_padding` must be smaller than the {what} in every dimension, "
+                        f"got output_padding={self.output_padding}, strides={self.strides}, "
+                        f"dilation={self.dilation}."
+                    )
+        self.use_bias = bool(use_bias)
+        self.activation = tf.keras.activations.get(activation)
+        self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
+        self.bias_initializer = tf.keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = tf.keras.regularizers.get(bias_regularizer)
+        self._plans = [
+            _plan_axis(k, s, d, pad, None if self.output_padding is None else op)
+            for k, s, d, pad, op in zip(
+                self.kernel_size,
+                self.strides,
+                self.dilation,
+                (self.padding,) * rank if isinstance(self.padding, str) else self.padding,
+                self.output_padding or (0,) * rank,
+                strict=True,
+            )
+        ]
+        self._tap_index = self._flat_tap_index()
+
+    def _flat_tap_index(self) -> np.ndarray:
+        """Index into the zero-padded, flattened kernel for every (taps..., phases...) entry."""
+        rank = self.rank
+        index = np.zeros([1] * (2 * rank), dtype=np.int64)
+        for axis, plan in enumerate(self._plans):
+            shape = [1] * (2 * rank)
+            shape[axis], shape[rank + axis] = plan.taps.shape
+            stride = math.prod(k + 1 for k in self.kernel_size[axis + 1 :])
+            index = index + plan.taps.reshape(shape) * stride
+        return index.astype(np.int32)
+
+    def _output_size(self, size: int | None, axis: int) -> int | None:
+        if size is None:
+            return None
+        return (size - 1) * self.strides[axis] + self._plans[axis].extent
+
+    def _check_shape(self, input_shape) -> None:
+        check_input_rank(self.name, input_shape, self.rank + 2, _LAYOUTS[self.rank])
+        if input_shape[-1] is None:
+            raise ValueError(
+                f"Layer '{self.name}' needs a known number of input channels, "
+                f"got shape {tuple(input_shape)}."
+            )
+        for axis, size in enumerate(input_shape[1:-1]):
+            out = self._output_size(size, axis)
+            if out is not None and out < 1:
+                raise ValueError(
+                    f"Layer '{self.name}': input size {size} in spatial dimension {axis} gives "
+                    f"output size {out} < 1 with kernel_size={self.kernel_size}, "
+                    f"strides={self.strides}, padding={self.padding}, dilation={self.dilation}, "
+                    f"output_padding={self.output_padding}; use less padding or a larger input."
+                )
+
+    def build(self, input_shape):
+        input_shape = tuple(tf.TensorShape(input_shape).as_list())
+        self._check_shape(input_shape)
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(*self.kernel_size, self.filters, input_shape[-1]),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            trainable=True,
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(self.filters,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                trainable=True,
+            )
+        else:
+            self.bias = None
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        input_shape = tuple(tf.TensorShape(input_shape).as_list())
+        self._check_shape(input_shape)
+        spatial = [self._output_size(n, a) for a, n in enumerate(input_shape[1:-1])]
+        return (input_shape[0], *spatial, self.filters)
+
+    def phase_kernel(self, dtype: tf.DType | None = None) -> tf.Tensor:
+        """The stacked phase kernels, shape `(*taps, in_channels, prod(strides) * filters)`."""
+        kernel = self.kernel if dtype is None else tf.cast(self.kernel, dtype)
+        rank = self.rank
+        in_channels = kernel.shape[-1]
+        padded = tf.pad(kernel, [[0, 1]] * rank + [[0, 0], [0, 0]])
+        flat = tf.reshape(padded, [-1, self.filters, in_channels])
+        taps = tf.gather(flat, self._tap_index)  # (*T, *s, F, C)
+        order = [*range(rank), 2 * rank + 1, *range(rank, 2 * rank), 2 * rank]
+        stacked = tf.transpose(taps, order)  # (*T, C, *s, F)
+        return tf.reshape(stacked, [*self._tap_index.shape[:rank], in_channels, -1])
+
+    def call(self, inputs):
+        x = _pad_or_crop(inputs, [(p.pad_before, p.pad_after) for p in self._plans])
+        y = tf.nn.convolution(
+            x,
+            self.phase_kernel(inputs.dtype),
+            strides=1,
+            padding="VALID",
+            dilations=[p.conv_dilation for p in self._plans],
+        )
+        y = _phases_to_space(y, self.strides, self.filters)
+        if any(p.crop_before or p.crop_after for p in self._plans):
+            y = _pad_or_crop(y, [(-p.crop_before, -p.crop_after) for p in self._plans])
+        if self.use_bias:
+            y = tf.nn.bias_add(y, tf.cast(self.bias, y.dtype))
+        if self.activation is not None:
+            y = self.activation(y)
+        return y
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "output_padding": self.output_padding,
+                "dilation": self.dilation,
+                "use_bias": self.use_bias,
+                "activation": tf.keras.activations.serialize(self.activation),
+                "kernel_initializer": tf.keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": tf.keras.initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": tf.keras.regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": tf.keras.regularizers.serialize(self.bias_regularizer),
+            }
+        )
+        return config
+
+
+_ARGS_DOC = """
+    Args:
+        filters: number of output channels.
+        kernel_size: an int or a tuple of {rank} ints.
+        strides: an int or a tuple of {rank} ints (the upsampling factor).
+        padding: an int, a tuple of {rank} ints, a tuple of {rank} `(before, after)` pairs
+            (cropped from the full output), `"valid"` or `"same"` (as Keras's transpose
+            convolutions).
+        output_padding: `None`, an int or a tuple of {rank} ints added to the end of each output
+            dimension; each must be smaller than the stride (than the dilation where the stride
+            is 1).
+        dilation: an int or a tuple of {rank} ints (`1`: no gaps between kernel taps).
+        use_bias: whether to add a bias per filter.
+        activation: activation applied to the output (name or callable), `None` for none.
+        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer: as Keras.
+
+    Weights: `kernel` of shape `(*kernel_size, filters, in_channels)` (the layout of Keras's
+    transpose convolutions, so weights transfer either way), then `bias` of shape `(filters,)`.
+
+    Output size per dimension:
+    `(n - 1) * s - (p_before + p_after) + d * (k - 1) + output_padding + 1`.
+"""
+
+
+@tf.keras.utils.register_keras_serializable(package="convzoo")
+class ConvTranspose1D(_ConvTranspose):
+    rank = 1
+
+
+@tf.keras.utils.register_keras_serializable(package="convzoo")
+class ConvTranspose2D(_ConvTranspose):
+    rank = 2
+
+
+@tf.keras.utils.register_keras_serializable(package="convzoo")
+class ConvTranspose3D(_ConvTranspose):
+    rank = 3
+
+
+ConvTranspose1D.__doc__ = (
+    """1D transpose convolution, from scratch (see the module docstring for the method).
+
+    Input `(batch, steps, channels)`, output `(batch, new_steps, filters)`.
+"""
+    + _ARGS_DOC.format(rank=1)
+    + """
+    Example:
+        >>> layer = ConvTranspose1D(8, 4, strides=2, padding=1)
+        >>> layer(tf.zeros((2, 10, 3))).shape
+        TensorShape([2, 20, 8])
+"""
+)
+ConvTranspose2D.__doc__ = (
+    """2D transpose convolution, from scratch (see the module docstring for the method).
+
+    Input `(batch, height, width, channels)`, output `(batch, new_height, new_width, filters)`.
+"""
+    + _ARGS_DOC.format(rank=2)
+    + """
+    Example:
+        >>> layer = ConvTranspose2D(32, 4, strides=2, padding="same")
+        >>> layer(tf.zeros((1, 16, 16, 64))).shape
+        TensorShape([1, 32, 32, 32])
+"""
+)
+ConvTranspose3D.__doc__ = (
+    """3D transpose convolution, from scratch (see the module docstring for the method).
+
+    Input `(batch, depth, height, width, channels)`, output
+    `(batch, new_depth, new_height, new_width, filters)`.
+"""
+    + _ARGS_DOC.format(rank=3)
+    + """
+    Example:
+        >>> layer = ConvTranspose3D(4, 3, strides=2, padding="same")
+        >>> layer(tf.zeros((1, 4, 4, 4, 2))).shape
+        TensorShape([1, 8, 8, 8, 4])
+"""
+)
