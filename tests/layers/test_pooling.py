@@ -1,0 +1,301 @@
+"""Tests of layers/pooling.py: Keras's own pooling layers are the oracle for "valid"/"same";
+a plain numpy loop over windows (PyTorch's semantics) is the oracle for explicit padding,
+ceil_mode and count_include_pad, for outputs and gradients."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import testing_utils
+from hypothesis import given
+from hypothesis import strategies as st
+
+from layers.pooling import AvgPool1D, AvgPool2D, AvgPool3D, MaxPool1D, MaxPool2D, MaxPool3D
+
+MAX = {1: MaxPool1D, 2: MaxPool2D, 3: MaxPool3D}
+AVG = {1: AvgPool1D, 2: AvgPool2D, 3: AvgPool3D}
+KERAS_MAX = {
+    1: tf.keras.layers.MaxPooling1D,
+    2: tf.keras.layers.MaxPooling2D,
+    3: tf.keras.layers.MaxPooling3D,
+}
+KERAS_AVG = {
+    1: tf.keras.layers.AveragePooling1D,
+    2: tf.keras.layers.AveragePooling2D,
+    3: tf.keras.layers.AveragePooling3D,
+}
+
+
+def torch_output_size(n, k, s, before, after, ceil_mode):
+    """PyTorch's pooling output size, written from its documentation."""
+    rounding = math.ceil if ceil_mode else math.floor
+    out = rounding((n + before + after - k) / s) + 1
+    if ceil_mode and (out - 1) * s >= n + before:
+        out -= 1
+    return out
+
+
+def reference_pool(x, g, kind, pool_size, strides, pads, ceil_mode, count_include_pad=True):
+    """Pools `x` window by window and back-propagates the cotangent `g` by hand.
+
+    Returns `(y, dx)` where `dx` is the gradient of `sum(y * g)` with respect to `x`.
+    """
+    spatial = x.shape[1:-1]
+    outs = [
+        torch_output_size(n, k, s, b, a, ceil_mode)
+        for n, k, s, (b, a) in zip(spatial, pool_size, strides, pads, strict=True)
+    ]
+    batch, channels = x.shape[0], x.shape[-1]
+    y = np.zeros((batch, *outs, channels), np.float64)
+    dx = np.zeros(x.shape, np.float64)
+    for index in itertools.product(*(range(o) for o in outs)):
+        starts = [i * s - b for i, s, (b, _) in zip(index, strides, pads, strict=True)]
+        ends = [start + k for start, k in zip(starts, pool_size, strict=True)]
+        lows = [max(start, 0) for start in starts]
+        highs = [min(end, n) for end, n in zip(ends, spatial, strict=True)]
+        region = (slice(None), *(slice(lo, hi) for lo, hi in zip(lows, highs, strict=True)))
+        window = x[(*region, slice(None))]
+        flat = window.reshape(batch, -1, channels)
+        cotangent = g[(slice(None), *index, slice(None))]
+        if kind == "max":
+            y[(slice(None), *index, slice(None))] = flat.max(axis=1)
+            arg = flat.argmax(axis=1)
+            grad = np.zeros_like(flat)
+            for bi, ci in itertools.product(range(batch), range(channels)):
+                grad[bi, arg[bi, ci], ci] = cotangent[bi, ci]
+        else:
+            if count_include_pad:
+                divisor = np.prod(
+                    [
+                        min(end, n + a) - start
+                        for start, end, n, (_, a) in zip(starts, ends, spatial, pads, strict=True)
+                    ]
+                )
+            else:
+                divisor = np.prod([hi - lo for lo, hi in zip(lows, highs, strict=True)])
+            y[(slice(None), *index, slice(None))] = flat.sum(axis=1) / divisor
+            grad = np.broadcast_to(cotangent[:, None, :] / divisor, flat.shape)
+        dx[(*region, slice(None))] += grad.reshape(window.shape)
+    return y, dx
+
+
+def layer_output_and_gradient(layer, x, g):
+    x = tf.constant(x, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+        loss = tf.reduce_sum(y * tf.constant(g, tf.float32))
+    return np.asarray(y), np.asarray(tape.gradient(loss, x))
+
+
+@st.composite
+def pool_configs(draw, padding_kinds=("int", "pairs")):
+    rank = draw(st.sampled_from([1, 2, 3]))
+    max_size = {1: 9, 2: 7, 3: 5}[rank]
+    pool_size, strides, pads, spatial = [], [], [], []
+    for _ in range(rank):
+        k = draw(st.integers(1, 4))
+        s = draw(st.integers(1, 3))
+        if draw(st.sampled_from(padding_kinds)) == "pairs":
+            pad = (draw(st.integers(0, k // 2)), draw(st.integers(0, k // 2)))
+        else:
+            p = draw(st.integers(0, k // 2))
+            pad = (p, p)
+        n = draw(st.integers(max(k - sum(pad), 1), max_size))
+        pool_size.append(k)
+        strides.append(s)
+        pads.append(pad)
+        spatial.append(n)
+    return {
+        "rank": rank,
+        "pool_size": tuple(pool_size),
+        "strides": tuple(strides),
+        "pads": tuple(pads),
+        "shape": (2, *spatial, draw(st.integers(1, 3))),
+        "ceil_mode": draw(st.booleans()),
+        "count_include_pad": draw(st.booleans()),
+    }
+
+
+@given(config=pool_configs())
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_explicit_padding_matches_reference(kind, config):
+    rank, pads = config["rank"], config["pads"]
+    kwargs = {"ceil_mode": config["ceil_mode"]}
+    if kind == "avg":
+        kwargs["count_include_pad"] = config["count_include_pad"]
+    if any(a != b for a, b in pads):
+        padding = pads  # per-side pairs
+    elif len({a for a, _ in pads}) == 1:
+        padding = pads[0][0]  # one int
+    else:
+        padding = tuple(a for a, _ in pads)  # one int per dimension
+    layer = (MAX if kind == "max" else AVG)[rank](
+        config["pool_size"], config["strides"], padding, **kwargs
+    )
+    x = np.random.randn(*config["shape"]).astype(np.float32)
+    out_shape = layer.compute_output_shape(x.shape)
+    g = np.random.randn(*out_shape).astype(np.float32)
+    y_ref, dx_ref = reference_pool(
+        x.astype(np.float64), g, kind, config["pool_size"], config["strides"], pads, **kwargs
+    )
+    y, dx = layer_output_and_gradient(layer, x, g)
+    assert y.shape == y_ref.shape == tuple(out_shape)
+    np.testing.assert_allclose(y, y_ref, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(dx, dx_ref, atol=1e-5, rtol=1e-5)
+
+
+@given(config=pool_configs(padding_kinds=("int",)), padding=st.sampled_from(["valid", "same"]))
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_named_padding_matches_keras(kind, config, padding):
+    rank = config["rank"]
+    pool_size, strides = config["pool_size"], config["strides"]
+    shape = (2, *(max(n, k) for n, k in zip(config["shape"][1:-1], pool_size, strict=True)), 3)
+    if kind == "max":
+        layer, oracle = (
+            MAX[rank](pool_size, strides, padding),
+            KERAS_MAX[rank](pool_size, strides, padding),
+        )
+    else:
+        # Keras averages over the real elements only: count_include_pad=False.
+        layer = AVG[rank](pool_size, strides, padding, count_include_pad=False)
+        oracle = KERAS_AVG[rank](pool_size, strides, padding)
+    x = tf.constant(np.random.randn(*shape).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y, y_oracle = layer(x), oracle(x)
+        g = tf.constant(np.random.randn(*y_oracle.shape).astype(np.float32))
+        loss, loss_oracle = tf.reduce_sum(y * g), tf.reduce_sum(y_oracle * g)
+    np.testing.assert_allclose(y, y_oracle, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(tape.gradient(loss, x), tape.gradient(loss_oracle, x), atol=1e-5)
+    assert tuple(layer.compute_output_shape(shape)) == tuple(y_oracle.shape)
+
+
+def test_max_pool_never_picks_padding():
+    x = -np.ones((1, 4, 4, 1), np.float32) - np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    y = np.asarray(MaxPool2D(2, 2, padding=1)(x))
+    assert y.shape == (1, 3, 3, 1)
+    assert (y < 0).all()  # zero padding would have produced zeros at the borders
+    np.testing.assert_array_equal(y[0, 0, 0, 0], x[0, 0, 0, 0])
+
+
+def test_lecture_shapes_and_ceil_mode():
+    # The lecture's AlexNet-style overlapping pooling, and the classic 5 -> 3 ceil example.
+    assert MaxPool2D(3, 2).compute_output_shape((None, 55, 55, 96)) == (None, 27, 27, 96)
+    assert MaxPool2D(2, 2, ceil_mode=True).compute_output_shape((1, 5, 5, 1)) == (1, 3, 3, 1)
+    # The last window would start in the right padding only: PyTorch drops it.
+    assert MaxPool1D(2, 2, padding=1, ceil_mode=True).compute_output_shape((1, 4, 1)) == (1, 3, 1)
+    y = AvgPool1D(2, 2, ceil_mode=True)(np.arange(1, 6, dtype=np.float32).reshape(1, 5, 1))
+    np.testing.assert_allclose(np.asarray(y)[0, :, 0], [1.5, 3.5, 5.0])  # the cut window: 5 / 1
+
+
+def test_public_attributes():
+    layer = AvgPool2D(pool_size=(3, 2), strides=1, padding=((1, 0), (1, 1)), ceil_mode=True)
+    assert layer.pool_size == layer.kernel_size == (3, 2)
+    assert layer.strides == (1, 1)
+    assert layer.padding == ((1, 0), (1, 1))
+    assert layer.ceil_mode is True and layer.count_include_pad is True
+    assert layer.dilation == (1, 1)
+    assert MaxPool3D(2).strides == (2, 2, 2)
+    assert MaxPool1D(3, padding="SAME").padding == "same"
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs",
+    [
+        (MaxPool2D, {"pool_size": 3, "strides": 2, "padding": 1, "ceil_mode": True}),
+        (AvgPool2D, {"pool_size": (3, 2), "padding": ((1, 0), (1, 1)), "count_include_pad": False}),
+        (AvgPool1D, {"pool_size": 2, "padding": "same"}),
+        (MaxPool3D, {"pool_size": 2, "strides": (1, 2, 2), "padding": "valid"}),
+    ],
+)
+def test_get_config_round_trip(cls, kwargs):
+    layer = cls(**kwargs, name="pool")
+    config = layer.get_config()
+    clone = cls.from_config(config)
+    assert clone.get_config() == config
+    rank = len(clone.pool_size)
+    x = np.random.randn(2, *([6] * rank), 3).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(layer(x)), np.asarray(clone(x)))
+
+
+@pytest.mark.parametrize("cls", [MaxPool2D, AvgPool2D])
+def test_mixed_bfloat16(cls):
+    x = np.random.randn(2, 7, 7, 3).astype(np.float32)
+    reference = np.asarray(cls(3, 2, padding=1, ceil_mode=True)(x))
+    layer = cls(3, 2, padding=1, ceil_mode=True, dtype="mixed_bfloat16")
+    y = layer(x)
+    assert y.dtype == tf.bfloat16
+    np.testing.assert_allclose(np.asarray(tf.cast(y, tf.float32)), reference, atol=3e-2, rtol=3e-2)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: MaxPool2D(0), "pool_size"),
+        (lambda: AvgPool2D((2, -1)), "pool_size"),
+        (lambda: MaxPool1D(2, strides=0), "strides"),
+        (lambda: AvgPool3D(2, strides=(1, 1)), "strides"),
+        (lambda: MaxPool2D(3, padding=2), "at most half"),
+        (lambda: AvgPool2D(2, padding=((0, 2), (0, 0))), "at most half"),
+        (lambda: MaxPool2D(2, padding="full"), "padding"),
+        (lambda: MaxPool2D(2, ceil_mode="yes"), "ceil_mode"),
+        (lambda: AvgPool2D(2, count_include_pad=1), "count_include_pad"),
+        (lambda: MaxPool2D(5)(tf.zeros((1, 4, 4, 1))), "larger than the padded input"),
+        (lambda: MaxPool2D(2)(tf.zeros((1, 4, 4))), "expects a 4D input"),
+        (lambda: AvgPool1D(2)(tf.zeros((1, 4, 4, 1))), "expects a 3D input"),
+    ],
+)
+def test_errors(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_unknown_spatial_size_needs_static_shape_for_ceil_mode():
+    layer = MaxPool2D(2, ceil_mode=True)
+    with pytest.raises(ValueError, match="known spatial sizes"):
+        layer.build((None, None, None, 3))
+    # Plain pooling works on any size.
+    inputs = tf.keras.Input(shape=(None, None, 3))
+    model = tf.keras.Model(inputs, AvgPool2D(2, padding=1)(inputs))
+    assert model(np.zeros((1, 6, 4, 3), np.float32)).shape == (1, 4, 3, 3)
+
+
+EDGE_CASES = [
+    (MaxPool1D, {"pool_size": 3, "strides": 2, "padding": 1, "ceil_mode": True}, (9, 4)),
+    (AvgPool1D, {"pool_size": 3, "strides": 2, "padding": 1, "ceil_mode": True}, (9, 4)),
+    (MaxPool2D, {"pool_size": 3, "strides": 2, "padding": 1, "ceil_mode": True}, (8, 9, 3)),
+    (
+        AvgPool2D,
+        {"pool_size": 3, "strides": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False},
+        (8, 9, 3),
+    ),
+    (MaxPool3D, {"pool_size": 2, "strides": 2, "padding": 1, "ceil_mode": True}, (5, 4, 5, 2)),
+    (AvgPool3D, {"pool_size": (3, 2, 2), "strides": 2, "padding": (1, 0, 1)}, (5, 4, 5, 2)),
+]
+
+
+@pytest.mark.keras3_only
+@pytest.mark.parametrize("cls, kwargs, shape", EDGE_CASES, ids=lambda v: getattr(v, "__name__", ""))
+def test_edge_runtimes_match(cls, kwargs, shape):
+    model = testing_utils.model_of(cls(**kwargs), shape)
+    x = np.random.randn(2, *shape).astype(np.float32)
+    testing_utils.assert_edge_runtimes_match(model, x)
+
+
+@pytest.mark.keras3_only
+def test_keras_file_round_trip(tmp_path):
+    inputs = tf.keras.Input(shape=(9, 9, 3))
+    y = MaxPool2D(3, 2, padding=1, ceil_mode=True)(inputs)
+    y = AvgPool2D(2, 1, padding=((1, 0), (0, 1)), count_include_pad=False)(y)
+    model = tf.keras.Model(inputs, y)
+    path = tmp_path / "pool.keras"
+    model.save(path)
+    loaded = tf.keras.models.load_model(path)
+    x = np.random.randn(2, 9, 9, 3).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    assert [type(layer) for layer in loaded.layers[1:]] == [MaxPool2D, AvgPool2D]
