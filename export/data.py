@@ -1,0 +1,133 @@
+"""Calibration and test images for an export, read through `training.data`.
+
+The images come from the same data source as training (`training.data.load_dataset`), as raw
+pixels (float32 in [0, 255], the models normalize inside) without augmentation: calibration on
+a seeded, class-stratified sample of the training split, verification on the test split.
+Images whose size differs from the model's input are resized the way an app would (bilinear).
+
+Example:
+
+>>> data = load_export_data("fashion_mnist", (28, 28, 1), calibration_samples=200,
+...                         test_samples=1000)
+>>> data.x_calibration.shape, data.x_test.dtype
+((200, 28, 28, 1), dtype('float32'))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+
+@dataclasses.dataclass
+class ExportData:
+    """Images for calibration and verification, raw float32 pixels `(N, H, W, C)`.
+
+    Attributes:
+        x_calibration: training images for post-training quantization.
+        x_test, y_test: test images and int labels (labels are unused for reconstruction).
+        class_names: one name per label.
+        x_train, y_train: a training sample for quantization-aware fine-tuning (may be empty).
+        dataset: the data set spec the images came from.
+    """
+
+    x_calibration: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+    x_train: np.ndarray | None = None
+    y_train: np.ndarray | None = None
+    dataset: str = ""
+
+
+def to_model_input(images: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
+    """uint8/float images `(N, H, W, C)` -> float32 raw pixels of the model's `(H, W, C)`."""
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim == 3:
+        x = x[..., None]
+    height, width, channels = input_shape
+    if x.shape[-1] != channels:
+        if x.shape[-1] == 1:
+            x = np.repeat(x, channels, axis=-1)
+        elif channels == 1:
+            x = x.mean(axis=-1, keepdims=True)
+        else:
+            raise ValueError(f"Images have {x.shape[-1]} channels but the model takes {channels}")
+    if x.shape[1:3] != (height, width):
+        x = tf.image.resize(x, (height, width), method="bilinear").numpy()
+        x = np.clip(x, 0.0, 255.0)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def load_export_data(
+    dataset: str,
+    input_shape: Sequence[int],
+    *,
+    data_dir: str | None = None,
+    calibration_samples: int = 500,
+    test_samples: int | None = None,
+    train_samples: int = 0,
+    seed: int = 0,
+) -> ExportData:
+    """Reads `dataset` through `training.data` and prepares model-ready arrays.
+
+    Args:
+        dataset: a `training.data.load_dataset` spec (`fashion_mnist`, `tfds:...`, `folder:...`).
+        input_shape: the model's `(H, W, C)`.
+        data_dir: where the IDX files are (`--data-dir`); None searches the usual places.
+        calibration_samples: training images for calibration (class-stratified, seeded).
+        test_samples: test images for verification; None or 0 for the whole test split.
+        train_samples: training images (with labels) for QAT fine-tuning; 0 for none.
+        seed: sampling seed.
+
+    Raises:
+        ValueError / FileNotFoundError: from `load_dataset` (unknown name, data not found).
+    """
+    from training.data import load_dataset
+
+    if calibration_samples < 1:
+        raise ValueError(f"calibration_samples must be >= 1, got {calibration_samples}")
+    ds = load_dataset(dataset, data_dir=data_dir)
+    rng = np.random.default_rng(seed)
+    calibration_idx = np.sort(
+        rng.choice(len(ds.y_train), min(calibration_samples, len(ds.y_train)), replace=False)
+    )
+    test = ds.subset(test=test_samples or None, seed=seed)
+    x_train = y_train = None
+    if train_samples:
+        train_idx = np.sort(
+            rng.choice(len(ds.y_train), min(train_samples, len(ds.y_train)), replace=False)
+        )
+        x_train = to_model_input(ds.x_train[train_idx], input_shape)
+        y_train = np.asarray(ds.y_train[train_idx], dtype=np.int64)
+    return ExportData(
+        x_calibration=to_model_input(ds.x_train[calibration_idx], input_shape),
+        x_test=to_model_input(test.x_test, input_shape),
+        y_test=np.asarray(test.y_test, dtype=np.int64),
+        class_names=list(ds.class_names),
+        x_train=x_train,
+        y_train=y_train,
+        dataset=dataset,
+    )
+
+
+def calibration_batches(
+    x: np.ndarray, batch_size: int = 1, label: str = "calibrating", progress: bool = True
+) -> Iterator[np.ndarray]:
+    """Yields `x` in batches, drawing a progress bar on stderr while it goes."""
+    total = len(x)
+    width = 30
+    for start in range(0, total, batch_size):
+        batch = x[start : start + batch_size]
+        yield batch
+        if progress:
+            done = min(start + batch_size, total)
+            filled = int(width * done / total)
+            sys.stderr.write(f"\r  {label} [{'=' * filled}{'.' * (width - filled)}] {done}/{total}")
+            if done == total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()

@@ -1,0 +1,339 @@
+"""The export pipeline: model + data -> files -> verification -> report.
+
+`export_model` converts a loaded `ModelSource` into every requested format (see
+`export.formats.FORMATS`), writes each file atomically into the export directory with the
+metadata an app needs, verifies it in its real runtime against the Keras model, and writes
+`report.md` / `report.json`. It never raises for a file that breaks its tolerance: the result
+says which formats failed (the CLI turns that into exit code 1).
+
+Example:
+
+>>> source = load_source("runs/lenet5-fashion_mnist")
+>>> result = export_model(source, ExportOptions(formats=resolve_formats("tflite_fp32")))
+>>> result.passed, result.files["tflite_fp32"].name
+(True, 'lenet5-fashion_mnist_fp32.tflite')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from export.atomic import atomic_write_bytes, atomic_write_text
+from export.data import ExportData, load_export_data
+from export.formats import ONNX, TFLITE, ExportFormat, resolve_formats
+from export.report import write_report
+from export.source import ModelSource
+from export.tflite_export import IO_TYPES
+from export.verify import FileReport, keras_reference, verify_file
+
+DEFAULT_EXPORT_ROOT = Path("exports")
+LABELS_FILE = "labels.txt"
+METADATA_FILE = "metadata.json"
+
+
+@dataclasses.dataclass
+class ExportOptions:
+    """What to export and how.
+
+    Args:
+        formats: format rows to write (`resolve_formats(...)`); tflite_qat_int8 is added when
+            `qat_epochs > 0`.
+        out_dir: export directory; default `exports/<source name>`.
+        io: input/output type of the full-integer int8 TFLite files: float32, int8, uint8.
+        calibration_samples: training images for PTQ calibration (TFLite and ONNX int8).
+        test_samples: test images for verification; None or 0 for the whole test split.
+        qat_epochs: epochs of quantization-aware fine-tuning (0: no QAT file).
+        qat_samples: training images used for QAT fine-tuning (and pruning).
+        prune: target sparsity in [0, 1) of magnitude pruning before export (0: none).
+        dataset: data set spec overriding the run's (needed for a bare .keras file).
+        data_dir: where the data set's files are.
+        latency_runs: timed invocations per file for the median latency.
+        progress: draw progress bars and status lines on stderr.
+    """
+
+    formats: list[ExportFormat] = dataclasses.field(default_factory=lambda: resolve_formats(None))
+    out_dir: str | os.PathLike | None = None
+    io: str = "float32"
+    calibration_samples: int = 500
+    test_samples: int | None = None
+    qat_epochs: int = 0
+    qat_samples: int = 10000
+    prune: float = 0.0
+    dataset: str | None = None
+    data_dir: str | None = None
+    latency_runs: int = 200
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Raises ValueError naming the bad option and what is accepted."""
+        if self.io not in IO_TYPES:
+            raise ValueError(f"Unknown --io {self.io!r}; accepted: {', '.join(IO_TYPES)}")
+        if self.calibration_samples < 1:
+            raise ValueError(f"--calibration-samples must be >= 1, got {self.calibration_samples}")
+        if self.test_samples is not None and self.test_samples < 0:
+            raise ValueError(f"--test-samples must be >= 0 (0: all), got {self.test_samples}")
+        if self.qat_epochs < 0:
+            raise ValueError(f"--qat-epochs must be >= 0, got {self.qat_epochs}")
+        if not 0.0 <= self.prune < 1.0:
+            raise ValueError(f"--prune must be a sparsity in [0, 1), got {self.prune}")
+        if self.latency_runs < 1:
+            raise ValueError(f"latency_runs must be >= 1, got {self.latency_runs}")
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What an export wrote and measured."""
+
+    out_dir: Path
+    files: dict[str, Path]
+    reports: list[FileReport]
+    table: str
+
+    @property
+    def failed(self) -> list[FileReport]:
+        return [r for r in self.reports if not r.passed and r.status != "unsupported"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+
+def _log(options: ExportOptions, message: str) -> None:
+    if options.progress:
+        print(message, file=sys.stderr, flush=True)
+
+
+def check_writable(directory: Path) -> None:
+    """Raises ValueError if `directory` cannot be created or written (checked before any
+    file is written, so a bad --out leaves nothing behind)."""
+    probe = directory
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ValueError(f"Export directory {directory} is not usable: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"Export directory {directory} is not writable ({probe})")
+
+
+def app_metadata(source: ModelSource, class_names: list[str] | None) -> dict[str, Any]:
+    """What a mobile app needs to feed the model and read its output."""
+    return {
+        "name": source.name,
+        "model": source.model_name,
+        "task": source.task,
+        "dataset": source.dataset,
+        "input": {
+            "name": "input",
+            "shape": [1, *source.input_shape],
+            "layout": "NHWC",
+            "dtype": "float32",
+            "range": [0.0, 255.0],
+            "normalization": (
+                "none: feed raw pixel values in [0, 255]; the model computes "
+                "(x / 255 - mean) / std inside"
+            ),
+            "mean": list(source.mean) if source.mean else None,
+            "std": list(source.std) if source.std else None,
+        },
+        "output": {
+            "name": "logits" if source.task == "classification" else "reconstruction",
+            "kind": "logits (apply softmax for probabilities)"
+            if source.task == "classification"
+            else "image",
+        },
+        "class_names": class_names,
+    }
+
+
+def _needs_data_for_training(formats: list[ExportFormat], options: ExportOptions) -> bool:
+    return options.prune > 0 or any(f.needs_training_data for f in formats)
+
+
+def plan_formats(options: ExportOptions) -> list[ExportFormat]:
+    """The format rows to export: `options.formats`, plus tflite_qat_int8 if QAT is asked."""
+    formats = list(options.formats)
+    names = [f.name for f in formats]
+    if options.qat_epochs > 0 and "tflite_qat_int8" not in names:
+        formats += resolve_formats("tflite_qat_int8")
+    return formats
+
+
+def export_model(
+    source: ModelSource, options: ExportOptions, data: ExportData | None = None
+) -> ExportResult:
+    """Exports `source.model` in every planned format, verifies and reports.
+
+    Args:
+        source: the loaded model (`export.source.load_source`).
+        options: formats and settings.
+        data: calibration/test images; read through `training.data` when None.
+
+    Raises:
+        ValueError / FileNotFoundError: bad options, no data set known, data not found,
+            unwritable export directory. Raised before any file is written.
+    """
+    options.validate()
+    formats = plan_formats(options)
+    out_dir = Path(options.out_dir) if options.out_dir else DEFAULT_EXPORT_ROOT / source.name
+    check_writable(out_dir)
+    qat_requested = options.qat_epochs > 0 or any(f.needs_training_data for f in formats)
+    qat_epochs = options.qat_epochs or (1 if qat_requested else 0)
+    if data is None:
+        dataset = options.dataset or source.dataset
+        if not dataset:
+            what = "QAT/pruning" if _needs_data_for_training(formats, options) else "export"
+            raise ValueError(
+                f"{what} needs data but no data set is known for {source.model_path}: pass "
+                "--dataset (e.g. fashion_mnist) or export a run directory with config.json"
+            )
+        _log(options, f"reading {dataset} (calibration and test images)")
+        data = load_export_data(
+            dataset,
+            source.input_shape,
+            data_dir=options.data_dir or source.data_dir,
+            calibration_samples=options.calibration_samples,
+            test_samples=options.test_samples or None,
+            train_samples=options.qat_samples if _needs_data_for_training(formats, options) else 0,
+        )
+    if _needs_data_for_training(formats, options) and (
+        data.x_train is None or not len(data.x_train)
+    ):
+        raise ValueError("QAT/pruning needs labelled training images, but the data given has none")
+    class_names = source.class_names or data.class_names
+    model = source.model
+    notes: dict[str, Any] = {}
+    if options.prune > 0:
+        from export.tfmot_process import run_tfmot
+
+        _log(options, f"pruning to {options.prune:.0%} sparsity (tfmot, tf_keras process)")
+        pruned = run_tfmot(
+            source, data, mode="prune", sparsity=options.prune, epochs=max(1, qat_epochs)
+        )
+        model.set_weights(pruned.weights)
+        notes["pruning"] = f"magnitude pruning to {options.prune:.0%} sparsity, stripped"
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metadata = app_metadata(source, class_names)
+    atomic_write_text(out_dir / METADATA_FILE, json.dumps(metadata, indent=2))
+    if class_names:
+        atomic_write_text(out_dir / LABELS_FILE, "\n".join(class_names))
+    reference = keras_reference(model, data.x_test, data.y_test, source.task)
+    output_name = metadata["output"]["name"]
+    files: dict[str, Path] = {}
+    reports: list[FileReport] = []
+    float_onnx: bytes | None = None
+    for fmt in formats:
+        path = out_dir / f"{source.name}{fmt.suffix}"
+        _log(options, f"exporting {fmt.name} -> {path}")
+        io = options.io if fmt.options.get("io") else "float32"
+        try:
+            if fmt.runtime == TFLITE:
+                content = _build_tflite(
+                    fmt, model, source, data, io, output_name, options, qat_epochs
+                )
+                content = _embed_tflite_metadata(content, metadata, fmt, io, output_name)
+            elif fmt.runtime == ONNX:
+                float_onnx = float_onnx or _build_onnx_float(model, source, metadata, fmt)
+                content = (
+                    float_onnx
+                    if fmt.quantization == "none"
+                    else _build_onnx_int8(float_onnx, data, options)
+                )
+            else:  # pragma: no cover - the table only has these runtimes
+                raise ValueError(f"Unknown runtime {fmt.runtime!r}")
+        except Exception as error:  # a converter failure is a row, not a crash
+            first = str(error).strip().splitlines()
+            message = first[0] if first else type(error).__name__
+            unsupported = fmt.quantization == "int16x8"
+            reports.append(
+                FileReport(
+                    format=fmt.name,
+                    file="-",
+                    runtime=fmt.runtime,
+                    size_bytes=0,
+                    tolerance=fmt.tolerance.describe(),
+                    passed=unsupported,
+                    status="unsupported" if unsupported else "failed",
+                    failure=f"{fmt.name}: conversion failed: {type(error).__name__}: {message}",
+                )
+            )
+            _log(options, f"  {reports[-1].failure}")
+            continue
+        atomic_write_bytes(path, content)
+        files[fmt.name] = path
+        report = verify_file(path, fmt, reference, latency_runs=options.latency_runs)
+        report.notes.update(notes)
+        report.notes["gzip_size_bytes"] = len(gzip.compress(content, 9))
+        if fmt.options.get("io"):
+            report.notes["io"] = io
+        reports.append(report)
+        if not report.passed:
+            _log(options, f"  FAILED {report.failure}")
+    context = {
+        "name": source.name,
+        "model_file": str(source.model_path),
+        "model": source.model_name,
+        "dataset": data.dataset or options.dataset or source.dataset,
+        "task": source.task,
+        "test_samples": len(data.x_test),
+        "calibration_samples": len(data.x_calibration),
+        "io": options.io,
+        "prune": options.prune,
+        "qat_epochs": qat_epochs,
+        "runtime": "LiteRT (ai-edge-litert) 1 thread, ONNX Runtime CPU 1 thread, batch 1",
+    }
+    keras_size = source.model_path.stat().st_size if source.model_path.exists() else None
+    table = write_report(out_dir, reports, reference, context, keras_size)
+    return ExportResult(out_dir=out_dir, files=files, reports=reports, table=table)
+
+
+def _build_tflite(fmt, model, source, data, io, output_name, options, qat_epochs) -> bytes:
+    from export.tflite_export import convert_tflite
+
+    if fmt.quantization == "qat_int8":
+        from export.tfmot_process import run_tfmot
+
+        _log(options, f"  quantization-aware training, {qat_epochs} epoch(s), tf_keras process")
+        result = run_tfmot(
+            source, data, mode="qat", epochs=qat_epochs, io=io, weights=model.get_weights()
+        )
+        return result.tflite
+    return convert_tflite(
+        model,
+        source.input_shape,
+        fmt.quantization,
+        calibration=data.x_calibration,
+        io=io,
+        output_name=output_name,
+        progress=options.progress,
+    )
+
+
+def _embed_tflite_metadata(content, metadata, fmt, io, output_name) -> bytes:
+    from export.tflite_export import embed_metadata, io_quantization
+
+    entry = dict(metadata, format=fmt.name, quantization=io_quantization(content))
+    return embed_metadata(content, entry, output_name=output_name)
+
+
+def _build_onnx_float(model, source, metadata, fmt) -> bytes:
+    from export.onnx_export import convert_onnx, set_metadata
+
+    proto = convert_onnx(
+        model, source.input_shape, fmt.options.get("opset", 17), metadata["output"]["name"]
+    )
+    return set_metadata(proto, metadata).SerializeToString()
+
+
+def _build_onnx_int8(float_content: bytes, data: ExportData, options: ExportOptions) -> bytes:
+    from export.onnx_export import quantize_onnx_int8
+
+    return quantize_onnx_int8(float_content, data.x_calibration, progress=options.progress)

@@ -1,0 +1,146 @@
+"""`report.md` and `report.json`: one row per exported file, Keras first.
+
+Columns (Ultralytics' benchmark table plus parity): format, file, size, size relative to
+float32 TFLite, accuracy (or PSNR), its drop, top-1 agreement with Keras, max abs difference,
+median latency per image at batch 1 on one thread, ops, and pass/fail against the tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from export.atomic import atomic_write_text
+from export.formats import FORMATS
+from export.verify import FileReport, Reference
+
+REPORT_MD = "report.md"
+REPORT_JSON = "report.json"
+_INTEGER_FORMATS = {name for name, f in FORMATS.items() if f.quantization in ("int8", "qat_int8")}
+
+
+def _fmt(value: float | None, spec: str, empty: str = "-") -> str:
+    return empty if value is None else format(value, spec)
+
+
+def table_rows(
+    reports: Sequence[FileReport], reference: Reference, keras_size: int | None
+) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of the report table, as strings."""
+    classification = reference.task == "classification"
+    header = ["format", "file", "size KB", "x fp32"]
+    header += ["acc %", "drop pp", "agree %"] if classification else ["MSE", "PSNR dB", "drop dB"]
+    header += ["max abs diff", "latency us", "float ops", "status"]
+    fp32 = next((r.size_bytes for r in reports if r.format == "tflite_fp32"), None)
+    keras_row = ["keras", "model.keras", _fmt(keras_size and keras_size / 1024, ".1f"), "-"]
+    keras_row += (
+        [_fmt(reference.accuracy, ".2f"), "-", "-"]
+        if classification
+        else [_fmt(reference.mse, ".4g"), _fmt(reference.psnr, ".2f"), "-"]
+    )
+    keras_row += ["-", "-", "-", "reference"]
+    rows = [keras_row]
+    for r in reports:
+        row = [r.format, r.file, _fmt(r.size_bytes / 1024, ".1f")]
+        row.append(_fmt(fp32 and r.size_bytes / fp32, ".3f"))
+        if classification:
+            row += [
+                _fmt(r.accuracy, ".2f"),
+                _fmt(r.accuracy_drop_pp, "+.2f"),
+                _fmt(r.agreement, ".2f"),
+            ]
+        else:
+            row += [_fmt(r.mse, ".4g"), _fmt(r.psnr, ".2f"), _fmt(r.psnr_drop_db, "+.2f")]
+        row += [
+            _fmt(r.max_abs_diff, ".2e"),
+            _fmt(r.latency_us, ".1f"),
+            str(len(r.float_ops)) if r.format in _INTEGER_FORMATS and r.ops else "-",
+            "ok" if r.passed else r.status.upper(),
+        ]
+        rows.append(row)
+    return header, rows
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown pipe table (also readable as plain text)."""
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
+
+    def line(cells):
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    separator = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), separator, *(line(r) for r in rows)])
+
+
+def write_report(
+    out_dir: str | os.PathLike,
+    reports: Sequence[FileReport],
+    reference: Reference,
+    context: Mapping[str, Any],
+    keras_size: int | None = None,
+) -> str:
+    """Writes `report.md` and `report.json` to `out_dir` (atomically) and returns the table."""
+    out_dir = Path(out_dir)
+    header, rows = table_rows(reports, reference, keras_size)
+    table = format_table(header, rows)
+    lines = [f"# Export report: {context.get('name', '')}", ""]
+    for key in (
+        "model_file",
+        "model",
+        "dataset",
+        "task",
+        "test_samples",
+        "calibration_samples",
+        "io",
+        "runtime",
+    ):
+        if context.get(key) is not None:
+            lines.append(f"- {key.replace('_', ' ')}: {context[key]}")
+    lines += ["", table, ""]
+    lines.append(
+        "Latency: median per image at batch 1, one thread (LiteRT with its default "
+        "XNNPACK delegate; ONNX Runtime CPU). Max abs diff: dequantized outputs vs "
+        "Keras. Float ops: ops computing in float between input and output "
+        "quantization."
+    )
+    lines.append("")
+    for r in reports:
+        lines.append(f"## {r.format}: {r.file}")
+        lines.append("")
+        lines.append(f"- tolerance: {r.tolerance}")
+        lines.append(f"- status: {'ok' if r.passed else r.status}")
+        if r.failure:
+            lines.append(f"- failure: {r.failure}")
+        if r.ops:
+            lines.append(f"- ops ({len(r.ops)}): {', '.join(sorted(set(r.ops)))}")
+        if r.float_ops:
+            lines.append(f"- float ops: {', '.join(r.float_ops)}")
+        for key, value in r.notes.items():
+            lines.append(f"- {key}: {value}")
+        lines.append("")
+    payload = {
+        "context": dict(context),
+        "keras": {
+            "file": "model.keras",
+            "size_bytes": keras_size,
+            "accuracy": reference.accuracy,
+            "mse": reference.mse,
+            "psnr": reference.psnr,
+        },
+        "files": [r.as_dict() for r in reports],
+        "passed": all(r.passed for r in reports if r.status != "unsupported"),
+    }
+    atomic_write_text(out_dir / REPORT_MD, "\n".join(lines))
+    atomic_write_text(out_dir / REPORT_JSON, json.dumps(payload, indent=2, default=_json_default))
+    return table
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")

@@ -1,0 +1,177 @@
+"""What an export starts from: a saved Keras model and what its training run recorded.
+
+`load_source(path)` accepts a run directory written by `python -m training` (`config.json` +
+`model.keras`) or a bare `.keras` file, loads the model in the default (Keras 3) world and
+gathers what the exported files must carry: input shape, normalization, task, class names and
+the data set to calibrate and verify on.
+
+Example:
+
+>>> source = load_source("runs/lenet5-fashion_mnist")
+>>> source.name, source.input_shape, source.task
+('lenet5-fashion_mnist', (32, 32, 1), 'classification')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+
+
+@dataclasses.dataclass
+class ModelSource:
+    """A loaded model and its provenance.
+
+    Attributes:
+        name: export name: the run directory's name or the model file's stem.
+        model: the Keras model (inference mode is used throughout).
+        model_path: the `.keras` file it was loaded from.
+        config: the run's `config.json` (empty for a bare model file).
+        input_shape: per-example `(H, W, C)`; the model takes raw pixels, float32 in [0, 255].
+        task: "classification" (logits out) or "reconstruction" (an image out).
+        model_name: the zoo registry name, when known.
+        dataset: the data set spec training used (`fashion_mnist`, `tfds:...`), when known.
+        data_dir: the `--data-dir` training used, when known.
+        class_names: label names, when known (filled in from the data set otherwise).
+        mean, std: the per-channel normalization the model applies inside, on [0, 1] pixels.
+    """
+
+    name: str
+    model: tf.keras.Model
+    model_path: Path
+    config: dict[str, Any]
+    input_shape: tuple[int, int, int]
+    task: str
+    model_name: str | None = None
+    dataset: str | None = None
+    data_dir: str | None = None
+    class_names: list[str] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    @property
+    def num_outputs(self) -> int:
+        return int(np.prod(self.model.output_shape[1:]))
+
+
+def _register_custom_objects() -> None:
+    """Imports the zoo (and through it our layers) so `.keras` files with them deserialize."""
+    for module in ("zoo", "layers"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:  # pragma: no cover - partial checkouts
+            if error.name != module:
+                raise
+
+
+def _read_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a readable JSON run config: {error}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    return config
+
+
+def load_keras_model(path: str | os.PathLike) -> tf.keras.Model:
+    """Loads a `.keras` file; a missing or corrupt file becomes one clear error.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: `path` is not a readable `.keras` archive.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model file at {path}")
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a Keras model file (expected a valid .keras archive)")
+    _register_custom_objects()
+    try:
+        return tf.keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many kinds for a bad archive
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path} is not a loadable Keras model: {message}") from None
+
+
+def _infer_task(model: tf.keras.Model, input_shape: tuple[int, ...]) -> str:
+    output_shape = tuple(model.output_shape[1:])
+    return "reconstruction" if output_shape == tuple(input_shape) else "classification"
+
+
+def load_source(path: str | os.PathLike) -> ModelSource:
+    """Loads a run directory (`config.json` + `model.keras`) or a `.keras` file.
+
+    Raises:
+        FileNotFoundError: nothing at `path`, or a run directory without `model.keras`.
+        ValueError: `path` is neither a run directory nor a `.keras` file, or is corrupt.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist; expected a run directory (with {MODEL_FILE}) or a .keras file"
+        )
+    if path.is_dir():
+        model_path, config, name = path / MODEL_FILE, _read_config(path), path.resolve().name
+        if not model_path.is_file():
+            raise FileNotFoundError(
+                f"{path} is not a run directory: it has no {MODEL_FILE} (expected a directory "
+                "written by `python -m training`, or a .keras file)"
+            )
+    else:
+        if path.suffix != ".keras":
+            raise ValueError(f"{path} is not a model: expected a run directory or a .keras file")
+        model_path, name = path, path.stem
+        config = _read_config(path.parent) if (path.parent / MODEL_FILE) == path else {}
+    model = load_keras_model(model_path)
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError(
+            f"{model_path}: export supports models with one input and one output, got "
+            f"{len(model.inputs)} and {len(model.outputs)}"
+        )
+    input_shape = tuple(int(d) for d in model.input_shape[1:])
+    if len(input_shape) != 3 or any(d is None for d in model.input_shape[1:]):
+        raise ValueError(
+            f"{model_path}: export needs a fixed (H, W, C) input, got {model.input_shape}"
+        )
+
+    model_name = config.get("model")
+    info = None
+    if model_name:
+        try:
+            from zoo import get_model_info
+
+            info = get_model_info(model_name)
+        except (ImportError, ValueError):
+            info = None
+    task = config.get("task") or (info.task if info else _infer_task(model, input_shape))
+    mean = config.get("mean") or (info.mean if info else None)
+    std = config.get("std") or (info.std if info else None)
+    return ModelSource(
+        name=name,
+        model=model,
+        model_path=model_path,
+        config=config,
+        input_shape=input_shape,  # type: ignore[arg-type]
+        task=task,
+        model_name=model_name,
+        dataset=config.get("dataset"),
+        data_dir=config.get("data_dir"),
+        class_names=config.get("class_names"),
+        mean=tuple(mean) if mean is not None else None,
+        std=tuple(std) if std is not None else None,
+    )
