@@ -75,6 +75,7 @@ class _AxisPlan(NamedTuple):
     crop_before: int  # rows of the shuffled output to drop at the start
     crop_after: int  # and at the end
     extent: int  # out = (n - 1) * s + extent
+    adjoint_pads: tuple[int, int]  # padding of the output gradient for the strided convolution
 
 
 def _output_extent(k: int, s: int, d: int, padding, output_padding: int | None) -> tuple[int, int]:
@@ -99,7 +100,8 @@ def _plan_axis(k: int, s: int, d: int, padding, output_padding: int | None) -> _
         # A plain convolution with the flipped (and dilated) kernel.
         taps = np.arange(k - 1, -1, -1).reshape(k, 1)
         before = span - 1 - p_before
-        return _AxisPlan(taps, d, before, extent - 1 + p_before, 0, 0, extent)
+        adjoint = (p_before, span - extent - p_before)
+        return _AxisPlan(taps, d, before, extent - 1 + p_before, 0, 0, extent, adjoint)
 
     def tap_range(start: int) -> tuple[int, int]:
         # v with 0 <= v * s + r + start < span for some phase r in [0, s).
@@ -131,6 +133,7 @@ def _plan_axis(k: int, s: int, d: int, padding, output_padding: int | None) -> _
         crop_before=crop,
         crop_after=q_extra * s - extent - crop,
         extent=extent,
+        adjoint_pads=(p_before, span - extent - p_before),
     )
 
 
@@ -305,9 +308,10 @@ class _ConvTranspose(tf.keras.layers.Layer):
         spatial = [self._output_size(n, a) for a, n in enumerate(input_shape[1:-1])]
         return (input_shape[0], *spatial, self.filters)
 
-    def phase_kernel(self, dtype: tf.DType | None = None) -> tf.Tensor:
-        """The stacked phase kernels, shape `(*taps, in_channels, prod(strides) * filters)`."""
-        kernel = self.kernel if dtype is None else tf.cast(self.kernel, dtype)
+    def phase_kernel(self, kernel: tf.Tensor | None = None) -> tf.Tensor:
+        """The stacked phase kernels of `kernel` (default: the layer's), shape
+        `(*taps, in_channels, prod(strides) * filters)`."""
+        kernel = tf.convert_to_tensor(self.kernel if kernel is None else kernel)
         rank = self.rank
         in_channels = kernel.shape[-1]
         padded = tf.pad(kernel, [[0, 1]] * rank + [[0, 0], [0, 0]])
@@ -317,11 +321,12 @@ class _ConvTranspose(tf.keras.layers.Layer):
         stacked = tf.transpose(taps, order)  # (*T, C, *s, F)
         return tf.reshape(stacked, [*self._tap_index.shape[:rank], in_channels, -1])
 
-    def call(self, inputs):
+    def _transpose(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+        """The transpose convolution without bias: one stride-1 conv and a pixel shuffle."""
         x = _pad_or_crop(inputs, [(p.pad_before, p.pad_after) for p in self._plans])
         y = tf.nn.convolution(
             x,
-            self.phase_kernel(inputs.dtype),
+            self.phase_kernel(kernel),
             strides=1,
             padding="VALID",
             dilations=[p.conv_dilation for p in self._plans],
@@ -329,6 +334,44 @@ class _ConvTranspose(tf.keras.layers.Layer):
         y = _phases_to_space(y, self.strides, self.filters)
         if any(p.crop_before or p.crop_after for p in self._plans):
             y = _pad_or_crop(y, [(-p.crop_before, -p.crop_after) for p in self._plans])
+        return y
+
+    def _transpose_with_adjoint_gradient(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+        """`_transpose` whose gradient is computed by the adjoint identity.
+
+        A transpose convolution is the adjoint of a strided convolution, so its gradient with
+        respect to the input is the strided convolution of the output gradient with the same
+        kernel (in Keras's layout `(*kernel_size, filters, in_channels)` it is already a
+        convolution kernel), and its gradient with respect to the kernel is that convolution's
+        kernel gradient against the input. This is cheaper than differentiating the phase
+        decomposition (pixel shuffle, crops and phase-kernel gather).
+        """
+        strides, dilation = self.strides, self.dilation
+        adjoint_pads = [p.adjoint_pads for p in self._plans]
+
+        @tf.custom_gradient
+        def transpose(x, w):
+            def gradient(upstream):
+                grad_out = _pad_or_crop(upstream, adjoint_pads)
+                with tf.GradientTape() as tape:
+                    tape.watch(w)
+                    grad_x = tf.nn.convolution(
+                        grad_out, w, strides=strides, padding="VALID", dilations=dilation
+                    )
+                grad_w = tape.gradient(grad_x, w, output_gradients=x)
+                return grad_x, grad_w
+
+            return self._transpose(x, w), gradient
+
+        return transpose(inputs, kernel)
+
+    def call(self, inputs):
+        kernel = tf.cast(tf.convert_to_tensor(self.kernel), inputs.dtype)
+        # TensorFlow's strided convolutions have no dilation: differentiate the phases then.
+        if all(s == 1 for s in self.strides) or all(d == 1 for d in self.dilation):
+            y = self._transpose_with_adjoint_gradient(inputs, kernel)
+        else:
+            y = self._transpose(inputs, kernel)
         if self.use_bias:
             y = tf.nn.bias_add(y, tf.cast(self.bias, y.dtype))
         if self.activation is not None:
