@@ -1,0 +1,172 @@
+"""Run-directory artifacts, each written to a temporary name and renamed into place.
+
+A crash while writing never leaves a half-written `config.json`, `metrics.json`,
+`history.csv`, `model.keras` or PNG under its final name (DESIGN.md, "Artifacts").
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _tmp_name(path: Path) -> Path:
+    # Keep the suffix: Keras and matplotlib pick the format from it.
+    return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    tmp = _tmp_name(path)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN/inf
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def atomic_save_model(model, path: str | os.PathLike) -> None:
+    """`model.save` to a temporary `.keras` name, then rename."""
+    path = Path(path)
+    tmp = _tmp_name(path)
+    model.save(str(tmp))
+    os.replace(tmp, path)
+
+
+def atomic_savefig(fig, path: str | os.PathLike, dpi: int = 110) -> None:
+    path = Path(path)
+    tmp = _tmp_name(path)
+    fig.savefig(tmp, dpi=dpi)
+    os.replace(tmp, path)
+
+
+def read_history(path: str | os.PathLike) -> list[dict[str, float]]:
+    """Rows of `history.csv` (epoch as int, the rest as float); [] when absent."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            rows.append(
+                {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
+            )
+    return rows
+
+
+def write_history(path: str | os.PathLike, rows: Sequence[dict[str, float]]) -> None:
+    """Writes rows (one per epoch, the last row per epoch wins) as CSV, atomically."""
+    by_epoch: dict[int, dict[str, float]] = {}
+    for row in rows:
+        by_epoch[int(row["epoch"])] = dict(row)
+    ordered = [by_epoch[e] for e in sorted(by_epoch)]
+    keys = ["epoch"]
+    for row in ordered:
+        keys += [k for k in row if k not in keys]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    for row in ordered:
+        writer.writerow({k: row.get(k, "") for k in keys})
+    atomic_write_text(path, buf.getvalue())
+
+
+def plot_curves(rows: Sequence[dict[str, float]], path: str | os.PathLike, title: str = "") -> None:
+    """`curves.png`: loss and accuracy (train and validation) and the learning rate per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] + 1 for r in rows]
+    panels = [("loss", "loss")]
+    if any("accuracy" in r for r in rows):
+        panels.append(("accuracy", "accuracy"))
+    if any("learning_rate" in r for r in rows):
+        panels.append(("learning_rate", "learning rate"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels, strict=True):
+        for prefix, style in (("", "-o"), ("val_", "-s")):
+            values = [r.get(prefix + key, np.nan) for r in rows]
+            if not np.all(np.isnan(values)):
+                name = "validation" if prefix else ("train" if key != "learning_rate" else "lr")
+                ax.plot(epochs, values, style, markersize=3, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    atomic_savefig(fig, path)
+    plt.close(fig)
+
+
+def plot_confusion(
+    matrix: np.ndarray, class_names: Sequence[str], path: str | os.PathLike, title: str = ""
+) -> None:
+    """`confusion.png`: row-normalized confusion matrix (rows: true class, columns: predicted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(class_names)
+    norm = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.55 * n + 2)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_xticklabels(class_names, rotation=60, ha="right", fontsize=7)
+    ax.set_yticklabels(class_names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                ax.text(
+                    j,
+                    i,
+                    f"{int(matrix[i, j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    atomic_savefig(fig, path)
+    plt.close(fig)

@@ -1,0 +1,242 @@
+"""Every training option, its default and its help text, in one place.
+
+The same keys serve the command line (`--batch-size 256`), config files (`--config run.yaml`
+holding `batch_size: 256`) and the Python API (`train(batch_size=256)`). Precedence: the
+defaults, then the config file, then explicit command-line flags. Options whose default is
+`None` or `"auto"` take a per-model value (`MODEL_DEFAULTS`), resolved by `resolve_config`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MODEL_DEFAULTS", "TrainConfig", "load_config_file", "resolve_config"]
+
+
+def _opt(default: Any, help: str, **argparse_kwargs: Any):
+    return field(default=default, metadata={"help": help, **argparse_kwargs})
+
+
+@dataclass
+class TrainConfig:
+    """All options of a training run (see `python -m training --help`)."""
+
+    model: str = _opt("lenet5", "zoo model name (python -m zoo lists them)")
+    dataset: str = _opt("fashion_mnist", "fashion_mnist | mnist | tfds:<name> | folder:<path>")
+    data_dir: str | None = _opt(None, "directory with the IDX files / TFDS data")
+    run_dir: str | None = _opt(None, "run directory (default: runs/<model>-<dataset>)")
+    epochs: int | None = _opt(None, "epochs (auto: per model, 15 for LeNet-5)", type=int)
+    batch_size: int | None = _opt(
+        None, "GLOBAL batch size, split across replicas (auto: per model)", type=int
+    )
+    optimizer: str = _opt(
+        "auto", "auto | sgd | adam | adamw", choices=("auto", "sgd", "adam", "adamw")
+    )
+    learning_rate: float | None = _opt(None, "peak learning rate (auto: per model)", type=float)
+    momentum: float = _opt(0.9, "SGD momentum", type=float)
+    weight_decay: float | None = _opt(
+        None, "decoupled weight decay, not on biases/BN (auto: per model)", type=float
+    )
+    schedule: str = _opt("cosine", "learning-rate schedule", choices=("cosine", "step", "constant"))
+    warmup_epochs: float = _opt(1.0, "linear warm-up epochs (cosine schedule)", type=float)
+    step_epochs: int = _opt(5, "step schedule: epochs between decays", type=int)
+    step_factor: float = _opt(0.1, "step schedule: decay factor", type=float)
+    label_smoothing: float = _opt(0.0, "label smoothing (classification)", type=float)
+    early_stopping: int = _opt(
+        5, "stop after this many epochs without val improvement (0: off)", type=int
+    )
+    val_split: float = _opt(
+        0.1, "fraction of the TRAINING set held out for validation (seeded)", type=float
+    )
+    augment: str = _opt(
+        "auto",
+        "augmentation level (auto: per data set)",
+        choices=("auto", "none", "light", "standard", "strong"),
+    )
+    noise_std: float | None = _opt(
+        None,
+        "reconstruction models: training input noise std, passed to the model as noise_stddev "
+        "(auto: the model's default)",
+        type=float,
+    )
+    input_shape: str | None = _opt(
+        None, "build the model for this H,W,C instead of its default (e.g. 28,28,1)"
+    )
+    mixed_precision: str = _opt(
+        "off", "mixed-precision policy", choices=("off", "float16", "bfloat16")
+    )
+    xla: bool | None = _opt(
+        None,
+        "XLA jit_compile the train step (auto: per model)",
+        action=argparse.BooleanOptionalAction,
+    )
+    steps_per_execution: int | None = _opt(
+        None, "train steps per tf.function call (auto: 32 on one device)", type=int
+    )
+    seed: int = _opt(0, "seed for the split, shuffling, augmentation and weights", type=int)
+    deterministic: bool = _opt(
+        False, "enable TF op determinism (slower)", action=argparse.BooleanOptionalAction
+    )
+    strategy: str = _opt(
+        "auto",
+        "distribution strategy",
+        choices=("auto", "default", "mirrored", "multiworker", "tpu"),
+    )
+    sync_bn: bool = _opt(
+        False,
+        "synchronized BatchNorm moments across replicas",
+        action=argparse.BooleanOptionalAction,
+    )
+    train_limit: int | None = _opt(
+        None, "use only this many training images (quick runs)", type=int
+    )
+    test_limit: int | None = _opt(None, "use only this many test images (quick runs)", type=int)
+    preview: bool = _opt(True, "write augment_preview.png", action=argparse.BooleanOptionalAction)
+    tensorboard: bool = _opt(True, "write TensorBoard logs", action=argparse.BooleanOptionalAction)
+    verbose: int = _opt(
+        1, "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch", type=int
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Options that don't change what is trained: they may differ between a run and its resumption.
+NON_SEMANTIC = ("run_dir", "verbose", "data_dir", "tensorboard", "preview")
+
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "lenet5": dict(
+        epochs=15,
+        batch_size=256,
+        optimizer="adam",
+        learning_rate=3e-3,
+        weight_decay=0.0,
+        xla=False,
+    ),
+    "lenet5_modern": dict(
+        epochs=15,
+        batch_size=256,
+        optimizer="adamw",
+        learning_rate=3e-3,
+        weight_decay=1e-2,
+        xla=False,
+    ),
+    "alexnet": dict(
+        epochs=30,
+        batch_size=128,
+        optimizer="sgd",
+        learning_rate=0.01,
+        weight_decay=5e-4,
+        xla=False,
+    ),
+    "conv_autoencoder": dict(
+        epochs=10,
+        batch_size=128,
+        optimizer="adam",
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        xla=False,
+    ),
+}
+MODEL_DEFAULTS["alexnet_single_tower"] = MODEL_DEFAULTS["alexnet"]
+MODEL_DEFAULTS["alexnet_bn"] = MODEL_DEFAULTS["alexnet"]
+_FALLBACK = dict(
+    epochs=15, batch_size=128, optimizer="adam", learning_rate=1e-3, weight_decay=0.0, xla=False
+)
+
+
+def fields() -> list[dataclasses.Field]:
+    return list(dataclasses.fields(TrainConfig))
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """Reads a JSON or YAML file of option keys (`batch_size: 256`); dashes are accepted too."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--config {path}: no such file")
+    text = p.read_text()
+    try:
+        if p.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as e:
+        raise ValueError(f"--config {path}: cannot parse ({e})") from e
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"--config {path}: expected a mapping of option keys, got {type(data).__name__}"
+        )
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def check_keys(values: dict[str, Any], origin: str) -> None:
+    known = {f.name for f in fields()}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{origin}: unknown option(s) {unknown}; accepted: {sorted(known)}")
+
+
+def parse_input_shape(value: Any) -> tuple[int, int, int] | None:
+    if value is None or value == "":
+        return None
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        shape = tuple(int(p) for p in parts)
+    except (TypeError, ValueError):
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"input_shape must be H,W,C with positive integers, got {value!r}")
+    return shape
+
+
+def resolve_config(config: TrainConfig) -> TrainConfig:
+    """Fills every `None`/`auto` with the model's default and validates the values."""
+    c = dataclasses.replace(config)
+    defaults = MODEL_DEFAULTS.get(c.model, _FALLBACK)
+    for key in ("epochs", "batch_size", "learning_rate", "weight_decay", "xla"):
+        if getattr(c, key) is None:
+            setattr(c, key, defaults[key])
+    if c.optimizer == "auto":
+        c.optimizer = defaults["optimizer"]
+    if c.run_dir is None:
+        safe = c.dataset.replace("/", "_").replace(":", "_").strip("_")
+        c.run_dir = os.path.join("runs", f"{c.model}-{safe}")
+    checks = [
+        ("epochs", c.epochs >= 1, "a positive integer"),
+        ("batch_size", c.batch_size >= 1, "a positive integer"),
+        ("learning_rate", c.learning_rate > 0, "positive"),
+        ("weight_decay", c.weight_decay >= 0, ">= 0"),
+        ("momentum", 0 <= c.momentum < 1, "in [0, 1)"),
+        ("label_smoothing", 0 <= c.label_smoothing < 1, "in [0, 1)"),
+        ("val_split", 0 < c.val_split < 1, "in (0, 1)"),
+        ("warmup_epochs", c.warmup_epochs >= 0, ">= 0"),
+        ("step_epochs", c.step_epochs >= 1, ">= 1"),
+        ("step_factor", 0 < c.step_factor <= 1, "in (0, 1]"),
+        ("early_stopping", c.early_stopping >= 0, ">= 0"),
+        ("noise_std", c.noise_std is None or c.noise_std >= 0, ">= 0"),
+        ("verbose", c.verbose in (0, 1, 2), "0, 1 or 2"),
+    ]
+    if c.steps_per_execution is not None:
+        checks.append(("steps_per_execution", c.steps_per_execution >= 1, ">= 1"))
+    for limit in ("train_limit", "test_limit"):
+        if getattr(c, limit) is not None:
+            checks.append((limit, getattr(c, limit) >= 1, "a positive integer"))
+    for name, ok, accepted in checks:
+        if not ok:
+            raise ValueError(f"{name} must be {accepted}, got {getattr(c, name)!r}")
+    for f in fields():
+        choices = f.metadata.get("choices")
+        if choices and getattr(c, f.name) not in choices:
+            raise ValueError(f"{f.name} must be one of {choices}, got {getattr(c, f.name)!r}")
+    parse_input_shape(c.input_shape)
+    return c

@@ -1,0 +1,688 @@
+"""The training loop: Keras `fit` on a tf.data pipeline, under a distribution strategy.
+
+`train(...)` is what `python -m training` runs and what notebooks call:
+
+>>> from training import train
+>>> result = train(model="lenet5", dataset="fashion_mnist", epochs=2)
+>>> result.run_dir, result.metrics["test_accuracy"]
+
+A run directory (DESIGN.md, "Artifacts") holds `config.json`, `model.keras` (best on
+validation), `checkpoints/` (BackupAndRestore: rerunning the same command after a crash
+continues after the last completed epoch), `history.csv`, `metrics.json`, `tensorboard/`,
+`curves.png`, `confusion.png` and `augment_preview.png`. An existing run directory is never
+overwritten silently: the same configuration resumes it, a finished run is reported as such,
+a different configuration is an error unless `overwrite=True`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from training import artifacts
+from training.augment import build_augmenter, preview_grid, resolve_augment
+from training.config import (
+    NON_SEMANTIC,
+    TrainConfig,
+    check_keys,
+    parse_input_shape,
+    resolve_config,
+)
+from training.data import ImageDataset, load_dataset, train_val_split
+from training.pipeline import make_dataset
+from training.strategy import is_chief, make_strategy
+from training.tensorboard import ScalarLogger
+
+__all__ = ["RunDirError", "TrainResult", "train"]
+
+
+class RunDirError(ValueError):
+    """The run directory cannot be used as asked (conflicting config, not writable)."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` returns.
+
+    Attributes:
+        run_dir: the run directory.
+        metrics: the content of `metrics.json`.
+        history: one dict per epoch (the rows of `history.csv`).
+        status: "completed", "early_stopped", "diverged" or "already_finished".
+        config: the resolved configuration.
+    """
+
+    run_dir: str
+    metrics: dict[str, Any]
+    history: list[dict[str, float]]
+    status: str
+    config: dict[str, Any]
+
+
+# --------------------------------------------------------------------------------------------
+# Run directory
+# --------------------------------------------------------------------------------------------
+
+
+def _semantic(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in NON_SEMANTIC}
+
+
+def _check_writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write-test"):
+            pass
+    except OSError as e:
+        raise RunDirError(
+            f"--run-dir {run_dir} is not writable ({e.strerror or e}); choose another --run-dir"
+        ) from e
+
+
+def prepare_run_dir(run_dir: Path, config: dict[str, Any], overwrite: bool) -> str:
+    """Returns "fresh", "resume" or "finished" for `run_dir`; raises `RunDirError` on conflict."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"--run-dir {run_dir} exists and is not a directory")
+    config_path = run_dir / "config.json"
+    if overwrite and run_dir.is_dir() and any(run_dir.iterdir()):
+        if not config_path.is_file() and not (run_dir / "metrics.json").is_file():
+            raise RunDirError(
+                f"--run-dir {run_dir} holds files that are not a training run; refusing to "
+                f"delete them even with --overwrite: choose another --run-dir"
+            )
+        shutil.rmtree(run_dir)
+    _check_writable(run_dir)
+    if not config_path.is_file():
+        others = [p.name for p in run_dir.iterdir() if not p.name.startswith(".")]
+        if others:
+            raise RunDirError(
+                f"--run-dir {run_dir} is not empty and holds no config.json (found "
+                f"{sorted(others)[:5]}); choose another --run-dir"
+            )
+        return "fresh"
+    try:
+        stored = json.loads(config_path.read_text())
+    except ValueError as e:
+        raise RunDirError(
+            f"--run-dir {run_dir}: config.json is unreadable ({e}); pass --overwrite to start "
+            f"again or choose another --run-dir"
+        ) from e
+    if _semantic(stored) != _semantic(config):
+        diff = sorted(
+            k
+            for k in set(_semantic(stored)) | set(_semantic(config))
+            if stored.get(k) != config.get(k)
+        )
+        changes = ", ".join(f"{k}: {stored.get(k)!r} -> {config.get(k)!r}" for k in diff[:4])
+        raise RunDirError(
+            f"--run-dir {run_dir} holds a run with a different configuration ({changes}); "
+            f"pass --overwrite to replace it, choose another --run-dir, or --resume {run_dir} "
+            f"to continue it as it was"
+        )
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.is_file():
+        return "finished"
+    return "resume"
+
+
+# --------------------------------------------------------------------------------------------
+# Callbacks
+# --------------------------------------------------------------------------------------------
+
+
+class RunRecorder(tf.keras.callbacks.Callback):
+    """Writes `history.csv` (with the learning rate) and the best `model.keras` after every
+    epoch, atomically, and measures training throughput.
+
+    On a resumed run the rows already in `history.csv` before the resumed epoch are kept and
+    the best value so far is taken from them, so a resumption never replaces a better model.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        monitor: str,
+        mode: str,
+        images_per_epoch: int,
+        write: bool = True,
+    ):
+        super().__init__()
+        self.run_dir = run_dir
+        self.monitor = monitor
+        self.mode = mode
+        self.images_per_epoch = images_per_epoch
+        self.write = write
+        self.rows: list[dict[str, float]] = artifacts.read_history(run_dir / "history.csv")
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.best_weights: list[np.ndarray] | None = None
+        self.diverged_epoch: int | None = None
+        self.epoch_times: list[float] = []
+        self.epochs_run = 0
+        self._t0 = 0.0
+        self._train_end = 0.0
+
+    def _better(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def _restore_best_from_rows(self, epoch: int) -> None:
+        self.rows = [r for r in self.rows if r["epoch"] < epoch]
+        for r in self.rows:
+            if self.monitor in r and self._better(r[self.monitor]):
+                self.best, self.best_epoch = r[self.monitor], int(r["epoch"])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.epochs_run == 0:
+            self._restore_best_from_rows(epoch)
+        self._t0 = time.perf_counter()
+        self._train_end = 0.0
+
+    def on_test_begin(self, logs=None):
+        # Keras runs validation inside the epoch: stop the training clock here.
+        if self._t0 and not self._train_end:
+            self._train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        end = self._train_end or time.perf_counter()
+        self.epoch_times.append(end - self._t0)
+        self.epochs_run += 1
+        row = {"epoch": epoch}
+        row.update({k: float(v) for k, v in logs.items() if np.ndim(v) == 0})
+        with contextlib.suppress(AttributeError, TypeError, ValueError):
+            row["learning_rate"] = float(
+                tf.keras.backend.get_value(self.model.optimizer.learning_rate)
+            )
+        row["epoch_seconds"] = self.epoch_times[-1]
+        self.rows = [r for r in self.rows if r["epoch"] < epoch] + [row]
+        if not math.isfinite(row.get("loss", 0.0)):
+            self.diverged_epoch = epoch
+            self.model.stop_training = True
+        elif self._better(row.get(self.monitor, float("nan"))):
+            self.best, self.best_epoch = row[self.monitor], epoch
+            self.best_weights = [np.copy(w) for w in self.model.get_weights()]
+            artifacts.atomic_save_model(self.model, self.run_dir / "model.keras")
+        if self.write:
+            artifacts.write_history(self.run_dir / "history.csv", self.rows)
+
+    def images_per_second(self) -> float:
+        # The first epoch includes tracing/compilation: leave it out when there are others.
+        times = self.epoch_times[1:] if len(self.epoch_times) > 1 else self.epoch_times
+        if not times:
+            return float("nan")
+        return self.images_per_epoch / float(np.median(times))
+
+
+# --------------------------------------------------------------------------------------------
+# Model, optimizer, schedule
+# --------------------------------------------------------------------------------------------
+
+
+def _build_model(
+    name: str,
+    num_classes: int,
+    input_shape: tuple[int, int, int] | None,
+    overrides: dict[str, Any],
+    sync_bn: bool,
+) -> tf.keras.Model:
+    from zoo import create_model
+
+    if sync_bn:
+        try:
+            return create_model(
+                name,
+                num_classes=num_classes,
+                input_shape=input_shape,
+                synchronized=True,
+                **overrides,
+            )
+        except TypeError:
+            model = create_model(
+                name, num_classes=num_classes, input_shape=input_shape, **overrides
+            )
+        bn = [layer for layer in model.submodules if hasattr(layer, "synchronized")]
+        if not bn:
+            raise ValueError(
+                f"--sync-bn: model {name!r} has no BatchNorm layer to synchronize; drop the "
+                f"flag or use a model with BatchNorm (lenet5_modern, alexnet_bn)"
+            )
+        for layer in bn:
+            layer.synchronized = True
+        return model
+    return create_model(name, num_classes=num_classes, input_shape=input_shape, **overrides)
+
+
+def _schedule(c: TrainConfig, steps_per_epoch: int):
+    total = max(1, c.epochs * steps_per_epoch)
+    if c.schedule == "constant":
+        return c.learning_rate
+    if c.schedule == "step":
+        boundaries = list(
+            range(c.step_epochs * steps_per_epoch, total, c.step_epochs * steps_per_epoch)
+        )
+        if not boundaries:
+            return c.learning_rate
+        values = [c.learning_rate * c.step_factor**i for i in range(len(boundaries) + 1)]
+        return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    warmup = min(round(c.warmup_epochs * steps_per_epoch), total - 1)
+    if warmup > 0:
+        return tf.keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=c.learning_rate / 100,
+            decay_steps=total - warmup,
+            alpha=0.0,
+            warmup_target=c.learning_rate,
+            warmup_steps=warmup,
+        )
+    return tf.keras.optimizers.schedules.CosineDecay(c.learning_rate, decay_steps=total)
+
+
+def _optimizer(c: TrainConfig, steps_per_epoch: int) -> tf.keras.optimizers.Optimizer:
+    lr = _schedule(c, steps_per_epoch)
+    wd = c.weight_decay or None
+    if c.optimizer == "sgd":
+        opt = tf.keras.optimizers.SGD(lr, momentum=c.momentum, nesterov=False, weight_decay=wd)
+    elif c.optimizer == "adam":
+        opt = tf.keras.optimizers.Adam(lr, weight_decay=wd)
+    else:
+        opt = tf.keras.optimizers.AdamW(lr, weight_decay=c.weight_decay)
+    if wd:
+        # Decay the kernels only: biases and normalization scales/shifts stay free.
+        opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "scale", "offset"])
+    return opt
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def _evaluate_classifier(model, ds, y_true: np.ndarray, class_names: Sequence[str]) -> dict:
+    logits = model.predict(ds, verbose=0).astype(np.float64)
+    logits = logits[: len(y_true)]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = float(-log_probs[np.arange(len(y_true)), y_true].mean())
+    pred = logits.argmax(axis=1)
+    n = len(class_names)
+    confusion = np.zeros((n, n), np.int64)
+    np.add.at(confusion, (y_true, pred), 1)
+    per_class = {
+        name: float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else float("nan")
+        for i, name in enumerate(class_names)
+    }
+    return {
+        "test_accuracy": float((pred == y_true).mean()),
+        "test_loss": loss,
+        "per_class_accuracy": per_class,
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def _evaluate_reconstruction(model, ds) -> dict:
+    se, count = 0.0, 0
+    for noisy, clean in ds:
+        out = model(noisy, training=False)
+        se += float(tf.reduce_sum(tf.square(tf.cast(out, tf.float32) - clean)))
+        count += int(tf.size(clean))
+    mse = se / max(count, 1)
+    psnr = 10 * math.log10(255.0**2 / mse) if mse > 0 else float("inf")
+    return {"test_mse": mse, "test_loss": mse, "test_psnr_db": psnr}
+
+
+# --------------------------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------------------------
+
+
+def _make_config(config: TrainConfig | dict | None, options: dict[str, Any]) -> TrainConfig:
+    base = {}
+    if isinstance(config, TrainConfig):
+        base = config.to_dict()
+    elif isinstance(config, dict):
+        base = {k.replace("-", "_"): v for k, v in config.items()}
+    elif config is not None:
+        raise ValueError(f"config must be a TrainConfig or a dict, got {type(config).__name__}")
+    merged = {**base, **options}
+    check_keys(merged, "train()")
+    return TrainConfig(**merged)
+
+
+def _say(message: str, verbose: int) -> None:
+    if verbose:
+        print(message, flush=True)
+
+
+def train(
+    config: TrainConfig | dict | None = None,
+    *,
+    overwrite: bool = False,
+    resume: str | None = None,
+    callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+    **options: Any,
+) -> TrainResult:
+    """Trains a zoo model on a data set and writes the run directory.
+
+    Args:
+        config: a `TrainConfig` or a dict of its keys (e.g. from a YAML file).
+        overwrite: replace an existing run directory with a different configuration.
+        resume: a run directory to continue, with the configuration stored in it.
+        callbacks: extra Keras callbacks, run after ours.
+        **options: any `TrainConfig` key (`model="lenet5"`, `epochs=2`, `batch_size=256`, ...);
+            they take precedence over `config`.
+
+    Returns:
+        A `TrainResult` with the run directory, the metrics and the history.
+
+    Raises:
+        ValueError: bad options, unknown model or data set, a conflicting run directory.
+        FileNotFoundError: missing data.
+    """
+    verbose_override = options.pop("verbose", None)
+    if resume is not None:
+        stored_path = Path(resume) / "config.json"
+        if not stored_path.is_file():
+            raise RunDirError(f"--resume {resume}: no config.json there; not a run directory")
+        try:
+            stored = json.loads(stored_path.read_text())
+        except ValueError as e:
+            raise RunDirError(f"--resume {resume}: config.json is unreadable ({e})") from e
+        check_keys(stored, str(stored_path))
+        c = TrainConfig(**stored)
+        c.run_dir = str(resume)
+    else:
+        c = _make_config(config, options)
+    if verbose_override is not None:
+        c.verbose = verbose_override
+    c = resolve_config(c)
+    run_dir = Path(c.run_dir)
+    cfg = c.to_dict()
+
+    from zoo import get_model_info
+
+    info = get_model_info(c.model)  # unknown model: ValueError before anything is written
+
+    tf.keras.utils.set_random_seed(c.seed)
+    if c.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+    strategy = make_strategy(c.strategy)
+    chief = is_chief(strategy)
+    write_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="convzoo-worker-"))
+    state = prepare_run_dir(write_dir, cfg, overwrite) if chief else "fresh"
+    if state == "finished":
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        _say(
+            f"{run_dir} already holds a finished run ({_headline(metrics)}); nothing to do. "
+            f"Use --overwrite to train again or another --run-dir.",
+            c.verbose,
+        )
+        return TrainResult(
+            str(run_dir),
+            metrics,
+            artifacts.read_history(run_dir / "history.csv"),
+            "already_finished",
+            cfg,
+        )
+    if chief:
+        artifacts.atomic_write_json(run_dir / "config.json", cfg)
+
+    previous_policy = tf.keras.mixed_precision.global_policy()
+    try:
+        if c.mixed_precision != "off":
+            tf.keras.mixed_precision.set_global_policy(f"mixed_{c.mixed_precision}")
+        return _train(c, cfg, info, strategy, write_dir, state, list(callbacks), chief)
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous_policy)
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def _headline(metrics: dict) -> str:
+    if "test_accuracy" in metrics:
+        return f"test accuracy {metrics['test_accuracy']:.4f}"
+    if "test_mse" in metrics:
+        return f"test MSE {metrics['test_mse']:.2f}"
+    return f"status {metrics.get('status')}"
+
+
+def _train(c, cfg, info, strategy, run_dir: Path, state, extra_callbacks, chief) -> TrainResult:
+    started = time.perf_counter()
+    data: ImageDataset = load_dataset(c.dataset, c.data_dir)
+    if c.train_limit or c.test_limit:
+        data = data.subset(c.train_limit, c.test_limit, seed=c.seed)
+    (x_train, y_train), (x_val, y_val) = train_val_split(
+        data.x_train, data.y_train, c.val_split, seed=c.seed
+    )
+    task = info.task
+    input_override = parse_input_shape(c.input_shape)
+    target_shape = input_override or tuple(info.input_shape)
+    level = resolve_augment(c.augment, data.name)
+    augmenter = build_augmenter(level, data.allows_flips, seed=c.seed)
+    replicas = strategy.num_replicas_in_sync
+    if c.batch_size % replicas:
+        raise ValueError(
+            f"batch_size {c.batch_size} is the global batch and must divide evenly over "
+            f"{replicas} replicas"
+        )
+    batch = min(c.batch_size, len(x_train))
+    steps_per_epoch = max(1, len(x_train) // batch)
+    spe = c.steps_per_execution or min(32, steps_per_epoch)
+
+    smoothing = c.label_smoothing if task == "classification" else 0.0
+    common = dict(
+        target_shape=target_shape,
+        num_classes=data.num_classes,
+        label_smoothing=smoothing,
+        task=task,
+        seed=c.seed,
+    )
+    train_ds = make_dataset(x_train, y_train, batch, training=True, augmenter=augmenter, **common)
+    val_ds = make_dataset(x_val, y_val, c.batch_size, training=False, **common)
+    test_ds = make_dataset(
+        data.x_test, data.y_test, c.batch_size, training=False, **{**common, "label_smoothing": 0}
+    )
+
+    if chief and c.preview and state == "fresh":
+        preview_grid(
+            _preview_examples(x_train, y_train),
+            augmenter,
+            str(run_dir / "augment_preview.png"),
+            title=f"{data.name}: --augment {level}",
+        )
+
+    overrides: dict[str, Any] = {}
+    if task == "reconstruction" and c.noise_std is not None:
+        overrides["noise_stddev"] = c.noise_std
+    with strategy.scope():
+        model = _build_model(
+            c.model,
+            data.num_classes if task == "classification" else info.num_classes,
+            input_override,
+            overrides,
+            c.sync_bn,
+        )
+        if task == "classification":
+            loss = (
+                tf.keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
+                if smoothing
+                else tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            )
+            metrics = ["accuracy"]
+        else:
+            loss = tf.keras.losses.MeanSquaredError()
+            metrics = []
+        model.compile(
+            optimizer=_optimizer(c, steps_per_epoch),
+            loss=loss,
+            metrics=metrics,
+            jit_compile=bool(c.xla),
+            steps_per_execution=spe,
+        )
+        model.build((None, *target_shape)) if not model.built else None
+
+    monitor, mode = ("val_accuracy", "max") if task == "classification" else ("val_loss", "min")
+    recorder = RunRecorder(run_dir, monitor, mode, steps_per_epoch * batch)
+    callbacks: list[tf.keras.callbacks.Callback] = [tf.keras.callbacks.TerminateOnNaN(), recorder]
+    if c.early_stopping:
+        callbacks.append(
+            tf.keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=c.early_stopping)
+        )
+    if c.tensorboard:
+        callbacks.append(ScalarLogger(run_dir / "tensorboard"))
+    callbacks.append(
+        tf.keras.callbacks.BackupAndRestore(
+            str(run_dir / "checkpoints"), double_checkpoint=True, delete_checkpoint=False
+        )
+    )
+    callbacks += extra_callbacks
+
+    _say(
+        f"Training {c.model} on {data.name}: {len(x_train)} train / {len(x_val)} validation / "
+        f"{len(data.y_test)} test images, input {target_shape}, batch {c.batch_size} over "
+        f"{replicas} replica(s) ({type(strategy).__name__}), augment {level}, "
+        f"{c.optimizer} lr {c.learning_rate:g} ({c.schedule}), xla {c.xla}, "
+        f"steps/execution {spe}, run dir {run_dir}" + (" (resuming)" if state == "resume" else ""),
+        c.verbose,
+    )
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=c.epochs,
+        callbacks=callbacks,
+        verbose=c.verbose,
+        shuffle=False,  # the pipeline shuffles (seeded)
+    )
+    initial_epoch = getattr(model, "_initial_epoch", 0) or 0
+
+    status = "completed"
+    if recorder.diverged_epoch is not None or (
+        recorder.rows and not math.isfinite(recorder.rows[-1].get("loss", 0.0))
+    ):
+        status = "diverged"
+    elif recorder.rows and recorder.rows[-1]["epoch"] + 1 < c.epochs:
+        status = "early_stopped"
+
+    # Evaluate the best model on validation (what model.keras holds).
+    if recorder.best_weights is not None:
+        model.set_weights(recorder.best_weights)
+    elif (run_dir / "model.keras").is_file():
+        best = tf.keras.models.load_model(run_dir / "model.keras", compile=False)
+        model.set_weights(best.get_weights())
+    elif status == "diverged":
+        raise FloatingPointError(
+            f"the loss became NaN in the first epoch and there is no model to keep; lower "
+            f"--learning-rate (was {c.learning_rate:g}) or use --mixed-precision off"
+        )
+    if task == "classification":
+        results = _evaluate_classifier(model, test_ds, data.y_test, data.class_names)
+    else:
+        results = _evaluate_reconstruction(model, test_ds)
+    wall = time.perf_counter() - started
+
+    history = recorder.rows
+    metrics = {
+        "model": c.model,
+        "dataset": data.name,
+        "task": task,
+        "status": status,
+        "epochs_run": len(history),
+        "epochs_this_session": recorder.epochs_run,
+        "resumed_from_epoch": initial_epoch,
+        "best_epoch": None if recorder.best_epoch is None else recorder.best_epoch + 1,
+        f"best_{monitor}": recorder.best,
+        **{k: v for k, v in results.items() if k != "confusion_matrix"},
+        "images_per_second": recorder.images_per_second(),
+        "wall_time_seconds": wall,
+        "train_size": len(x_train),
+        "val_size": len(x_val),
+        "test_size": len(data.y_test),
+        "replicas": replicas,
+        "strategy": type(strategy).__name__,
+        "mixed_precision": c.mixed_precision,
+        "xla": c.xla,
+    }
+    if "confusion_matrix" in results:
+        metrics["confusion_matrix"] = results["confusion_matrix"]
+    if chief:
+        artifacts.write_history(run_dir / "history.csv", history)
+        if history:
+            artifacts.plot_curves(
+                history, run_dir / "curves.png", title=f"{c.model} on {data.name}"
+            )
+        if "confusion_matrix" in results:
+            artifacts.plot_confusion(
+                np.asarray(results["confusion_matrix"]),
+                data.class_names,
+                run_dir / "confusion.png",
+                title=f"{c.model} on {data.name}: test accuracy {results['test_accuracy']:.4f}",
+            )
+        # metrics.json last: its presence marks the run as finished.
+        artifacts.atomic_write_json(run_dir / "metrics.json", metrics)
+    if status == "diverged":
+        print(
+            f"error: the loss became NaN at epoch {(recorder.diverged_epoch or 0) + 1}; "
+            f"training stopped. The best model so far (epoch {metrics['best_epoch']}) is kept "
+            f"in {run_dir / 'model.keras'}. Lower --learning-rate (was {c.learning_rate:g}).",
+            file=sys.stderr,
+        )
+    if c.verbose:
+        print(summary(metrics, run_dir))
+    return TrainResult(str(run_dir), metrics, history, status, cfg)
+
+
+def _preview_examples(x: np.ndarray, y: np.ndarray, rows: int = 6) -> np.ndarray:
+    picks = []
+    for label in np.unique(y)[:rows]:
+        picks.append(int(np.flatnonzero(y == label)[0]))
+    return x[picks]
+
+
+def summary(metrics: dict, run_dir: Path | str) -> str:
+    """The one-screen summary printed at the end of a run."""
+    lines = [
+        "",
+        "=" * 72,
+        f"{metrics['model']} on {metrics['dataset']}: {metrics['status']} after "
+        f"{metrics['epochs_run']} epoch(s)"
+        + (
+            f" (resumed at epoch {metrics['resumed_from_epoch'] + 1})"
+            if metrics.get("resumed_from_epoch")
+            else ""
+        ),
+    ]
+    if "test_accuracy" in metrics:
+        lines.append(
+            f"  test accuracy  {metrics['test_accuracy']:.4f}   test loss {metrics['test_loss']:.4f}"
+            f"   (best validation epoch {metrics['best_epoch']})"
+        )
+        per_class = metrics["per_class_accuracy"]
+        items = [f"{name[:12]:>12s} {acc:.3f}" for name, acc in per_class.items()]
+        for i in range(0, len(items), 4):
+            lines.append("  " + "  ".join(items[i : i + 4]))
+    else:
+        lines.append(
+            f"  test MSE {metrics['test_mse']:.2f}   PSNR {metrics['test_psnr_db']:.2f} dB"
+        )
+    lines.append(
+        f"  {metrics['images_per_second']:.0f} images/s training, wall time "
+        f"{metrics['wall_time_seconds']:.1f} s, {metrics['replicas']} replica(s)"
+    )
+    lines.append(f"  run directory: {run_dir}")
+    lines.append("=" * 72)
+    return "\n".join(lines)
