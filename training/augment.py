@@ -71,8 +71,11 @@ def augmentation_layers(
             tf.keras.layers.RandomRotation(10 / 360, seed=s(2), name="rotate", **geometric)
         )
         layers_.append(tf.keras.layers.RandomZoom(0.1, 0.1, seed=s(3), name="zoom", **geometric))
+    # Nearest-neighbour translation moves pixels without blurring them: pad-and-crop.
     layers_.append(
-        tf.keras.layers.RandomTranslation(0.1, 0.1, seed=s(4), name="translate", **geometric)
+        tf.keras.layers.RandomTranslation(
+            0.1, 0.1, fill_mode="constant", interpolation="nearest", seed=s(4), name="translate"
+        )
     )
     if level == "strong":
         layers_.append(

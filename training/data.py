@@ -81,6 +81,9 @@ _NO_FLIP_KEYWORDS = ("mnist", "svhn", "digit", "emnist", "kmnist", "omniglot")
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".webp", ".tif")
 
+# Debian's dataset-* packages install here.
+SYSTEM_DATA_DIR = Path("/usr/share/datasets")
+
 _INSTALL_HINT = (
     "install Debian's package (`apt-get install dataset-fashion-mnist`) or pass "
     "`--data-dir DIR` (or set $CONVZOO_DATA) pointing at the four IDX files "
@@ -211,7 +214,7 @@ def _idx_candidates(name: str, data_dir: str | None) -> list[Path]:
     if env:
         candidates.append(Path(env))
         candidates += [Path(env) / s for s in spellings]
-    candidates += [Path("/usr/share/datasets") / s for s in spellings]
+    candidates += [SYSTEM_DATA_DIR / s for s in spellings]
     keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
     candidates += [keras_home / s for s in spellings]
     return list(dict.fromkeys(candidates))
@@ -313,9 +316,9 @@ def _load_idx_dataset(name: str, data_dir: str | None) -> ImageDataset:
     if data_dir:
         # An explicit --data-dir that holds nothing is a user mistake: say so, don't download.
         raise FileNotFoundError(
-            f"no {name} IDX files in --data-dir {data_dir} (looked for "
-            f"{IDX_FILES['x_train']}(.gz) and the three others there and in "
-            f"{data_dir}/{name}); {_INSTALL_HINT}"
+            f"no {name} IDX files ({IDX_FILES['x_train']}(.gz) and the three others) in "
+            f"--data-dir {data_dir} nor anywhere else searched ({', '.join(searched)}); "
+            f"{_INSTALL_HINT}"
         )
     try:
         dataset = _load_tfds(name, None)
