@@ -9,7 +9,7 @@ first layer, and is built by name:
 >>> model = create_model("lenet5", num_classes=10)
 """
 
-from zoo import autoencoder, lenet  # noqa: F401  (importing registers the models; alexnet: once LRN and Resize land)
+from zoo import alexnet, autoencoder, lenet  # noqa: F401  (importing registers the models)
 from zoo.registry import ModelInfo, create_model, get_model_info, list_models, register_model
 from zoo.summary import layer_stats, plot_model, summary
 

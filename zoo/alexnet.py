@@ -31,7 +31,8 @@ feature map). Nothing is changed in the convolutional part; `fc6` takes whatever
 `pool5` produces (`H5 * W5 * 256` inputs). The max pools round up (`ceil_mode=True`, as in
 the Caffe reference model whose counts everyone quotes); at 227x227 every pool input is odd
 so this is exactly the paper's 55 -> 27 -> 13 -> 6, and it lets 64x64 through
-(14 -> 7 -> 3 -> 1). The smallest accepted input is 63x63; smaller raises `ValueError`.
+(14 -> 7 -> 3 -> 1). The smallest accepted input is 55x55; smaller raises `ValueError`
+(with floor rounding, `pool_ceil_mode=False`, it would be 67x67).
 `resize_to=(h, w)` (or an int) adds our `Resize` layer (bilinear) after the normalization,
 so e.g. 28x28 Fashion-MNIST can be fed as is to a network running at 64x64.
 A 1-channel input averages the 3-channel ImageNet mean/std.
