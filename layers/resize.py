@@ -1,0 +1,329 @@
+"""Resizing (interpolation) of images, `(batch, height, width, channels)`: nearest, bilinear,
+bicubic and area, matching TensorFlow, converting to TFLite built-ins and to ONNX.
+
+Every mode is linear and separable: output row `o` is a weighted sum of a few input rows, and
+the same holds for columns. With `A_h` (out_height x in_height) and `A_w` (out_width x in_width),
+per image and channel,
+
+    y = A_h @ x @ A_w^T
+
+`interpolation_matrix` builds these matrices with numpy from the static sizes, replaying
+TensorFlow's kernels in float32 (coordinates, clamping, the tabulated cubic coefficients):
+
+- `align_corners=False` is `tf.image.resize` (half-pixel centers), `scale = in / out`:
+  - `nearest`:  `src = floor((o + 0.5) * scale)`, clamped to the image;
+  - `bilinear`: `src = (o + 0.5) * scale - 0.5`, the two neighbours weighted by distance,
+    clamped at the borders;
+  - `bicubic`:  the same coordinates, Keys's cubic kernel with `a = -0.5` over 4 neighbours;
+    taps outside the image get weight 0 and the others are renormalized;
+  - `area`:     each output pixel is the mean of the input box `[o * scale, (o + 1) * scale)`
+    it covers, partly covered pixels weighted by the covered fraction.
+- `align_corners=True` is `tf.compat.v1.image.resize(..., align_corners=True)`: corner pixel
+  centers coincide, `scale = (in - 1) / (out - 1)`, `src = o * scale`; `nearest` rounds half
+  away from zero, `bilinear` as above, `bicubic` is TF1's kernel (`a = -0.75`, borders
+  replicated), `area` as above with this scale.
+
+The layer computes `bicubic` and `area` as the two matrix products: exact up to float
+rounding, differentiable (TensorFlow's `ResizeArea` has no gradient), and BATCH_MATMUL/RESHAPE
+in TFLite (which has no bicubic or area built-in) and MatMul in ONNX. For `nearest` and
+`bilinear` it calls TensorFlow's resize ops, which convert to the TFLite built-ins
+RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR and to ONNX Resize, both matching TensorFlow (max
+abs difference 0 for nearest and <= 1.5e-6 for bilinear, measured on 7x9 -> 12x5 in LiteRT and
+ONNX Runtime), and are faster than dense matrices: measured on CPU, forward + backward in TF
+1.3-4.4x faster (32x32x16 <-> 64x64, 28x28x1 -> 56x56, batch 32-64), one image in LiteRT up to
+15x faster for bilinear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from layers._args import check_choice, check_input_rank
+
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
+
+_CUBIC_TABLE_SIZE = 1024
+
+# Modes computed with TensorFlow's resize kernels rather than matrices (see the module docstring).
+_BUILTIN_METHODS = {
+    "nearest": tf.image.ResizeMethod.NEAREST_NEIGHBOR,
+    "bilinear": tf.image.ResizeMethod.BILINEAR,
+}
+
+
+def _resize_scale(in_size: int, out_size: int, align_corners: bool) -> np.float32:
+    """TensorFlow's `CalculateResizeScale`, in float32."""
+    if align_corners and out_size > 1:
+        return np.float32(in_size - 1) / np.float32(out_size - 1)
+    return np.float32(in_size) / np.float32(out_size)
+
+
+def _cubic_table(a: float) -> np.ndarray:
+    """TensorFlow's tabulated cubic coefficients: row i holds the weights of the near and the
+    far taps at distance `i / 1024` from the sample point."""
+    x = (np.arange(_CUBIC_TABLE_SIZE + 1) / _CUBIC_TABLE_SIZE).astype(np.float32)
+    x = x.astype(np.float64)
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    x = x + 1.0
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return np.stack([near, far], axis=1).astype(np.float32)
+
+
+def _nearest_matrix(in_size: int, out_size: int, align_corners: bool) -> np.ndarray:
+    scale = _resize_scale(in_size, out_size, align_corners)
+    matrix = np.zeros((out_size, in_size), np.float64)
+    for o in range(out_size):
+        if align_corners:
+            # roundf: half away from zero.
+            source = int(np.floor(np.float32(o) * scale + np.float32(0.5)))
+        else:
+            source = int(np.floor((np.float32(o) + np.float32(0.5)) * scale))
+        matrix[o, min(max(source, 0), in_size - 1)] = 1.0
+    return matrix
+
+
+def _bilinear_matrix(in_size: int, out_size: int, align_corners: bool) -> np.ndarray:
+    scale = _resize_scale(in_size, out_size, align_corners)
+    matrix = np.zeros((out_size, in_size), np.float64)
+    for o in range(out_size):
+        if align_corners:
+            source = np.float32(o) * scale
+        else:
+            source = (np.float32(o) + np.float32(0.5)) * scale - np.float32(0.5)
+        floor = np.floor(source)
+        lower = max(int(floor), 0)
+        upper = min(int(np.ceil(source)), in_size - 1)
+        lerp = np.float32(source - floor)
+        matrix[o, lower] += 1.0 - lerp
+        matrix[o, upper] += lerp
+    return matrix
+
+
+def _bicubic_matrix(in_size: int, out_size: int, align_corners: bool) -> np.ndarray:
+    scale = _resize_scale(in_size, out_size, align_corners)
+    keys = not align_corners  # half-pixel centers use Keys's a = -0.5, TF1 used a = -0.75
+    table = _cubic_table(-0.5 if keys else -0.75)
+    matrix = np.zeros((out_size, in_size), np.float64)
+    for o in range(out_size):
+        if keys:
+            source = (np.float32(o) + np.float32(0.5)) * scale - np.float32(0.5)
+        else:
+            source = np.float32(o) * scale
+        base = int(np.floor(source))
+        offset = int(np.rint(np.float32(source - np.float32(base)) * _CUBIC_TABLE_SIZE))
+        weights = np.array(
+            [
+                table[offset, 1],
+                table[offset, 0],
+                table[_CUBIC_TABLE_SIZE - offset, 0],
+                table[_CUBIC_TABLE_SIZE - offset, 1],
+            ],
+            np.float32,
+        )
+        taps = np.arange(base - 1, base + 3)
+        clamped = np.clip(taps, 0, in_size - 1)
+        if keys:
+            weights = np.where(clamped == taps, weights, np.float32(0))
+            total = weights.sum(dtype=np.float32)
+            if abs(total) >= 1000.0 * np.finfo(np.float32).tiny:
+                weights = weights * (np.float32(1) / total)
+        np.add.at(matrix[o], clamped, weights)
+    return matrix
+
+
+def _area_matrix(in_size: int, out_size: int, align_corners: bool) -> np.ndarray:
+    scale = _resize_scale(in_size, out_size, align_corners)
+    if scale == 0:  # one input pixel with aligned corners: TensorFlow copies it
+        return np.ones((out_size, in_size), np.float64)
+    matrix = np.zeros((out_size, in_size), np.float64)
+    for o in range(out_size):
+        start = np.float32(o) * scale
+        end = np.float32(o + 1) * scale
+        for i in range(int(np.floor(start)), int(np.ceil(end))):
+            if i < start:
+                covered = scale if i + 1 > end else np.float32(i + 1) - start
+            else:
+                covered = end - np.float32(i) if i + 1 > end else 1.0
+            matrix[o, min(max(i, 0), in_size - 1)] += covered
+    return matrix / scale
+
+
+_MATRICES = {
+    "nearest": _nearest_matrix,
+    "bilinear": _bilinear_matrix,
+    "bicubic": _bicubic_matrix,
+    "area": _area_matrix,
+}
+
+
+def interpolation_matrix(
+    in_size: int, out_size: int, interpolation: str, align_corners: bool = False
+) -> np.ndarray:
+    """The `(out_size, in_size)` matrix that resizes one axis the way TensorFlow does.
+
+    Example:
+        >>> interpolation_matrix(2, 4, "bilinear")
+        array([[1.  , 0.  ],
+               [0.75, 0.25],
+               [0.25, 0.75],
+               [0.  , 1.  ]])
+    """
+    interpolation = check_choice(interpolation, INTERPOLATIONS, "interpolation")
+    return _MATRICES[interpolation](in_size, out_size, align_corners)
+
+
+def _positive_pair(value, name: str, kind: type | tuple[type, ...]) -> tuple:
+    values = (value, value) if not isinstance(value, Sequence) else tuple(value)
+    if len(values) != 2 or not all(
+        isinstance(v, kind) and not isinstance(v, bool) and v > 0 for v in values
+    ):
+        what = "integer" if kind is int else "number"
+        raise ValueError(
+            f"`{name}` must be a positive {what} or a tuple of 2 such (height, width), "
+            f"got {value!r}."
+        )
+    return values
+
+
+@tf.keras.utils.register_keras_serializable(package="convzoo")
+class Resize(tf.keras.layers.Layer):
+    """Resizes images to a fixed size or by a scale factor (nearest, bilinear, bicubic, area).
+
+    Computed as `y = A_h @ x @ A_w^T` per image and channel with interpolation matrices that
+    replay TensorFlow's kernels (bicubic, area), or with TensorFlow's resize ops (nearest,
+    bilinear); see `layers.resize`. With `align_corners=False` the result is
+    `tf.image.resize(x, size, method)`; with `align_corners=True` it is
+    `tf.compat.v1.image.resize(x, size, method, align_corners=True)`.
+
+    Args:
+        size: the output `(height, width)`, or one int for both.
+        scale_factor: a positive number or a `(height, width)` pair; the output size is
+            `floor(in * scale_factor)`, then the image is resized to that size (TensorFlow's
+            convention: the coordinates use `in / out`, not `1 / scale_factor`).
+        interpolation: `"nearest"`, `"bilinear"`, `"bicubic"` or `"area"`.
+        align_corners: align the centers of the corner pixels (TF1's convention) instead of
+            using half-pixel centers.
+        **kwargs: base `Layer` arguments (name, dtype, ...).
+
+    Exactly one of `size` and `scale_factor` is given. The input's height and width must be
+    known when the layer is built, except for `size` with nearest/bilinear.
+
+    Input shape: `(batch, height, width, channels)`.
+    Output shape: `(batch, out_height, out_width, channels)`.
+
+    Example:
+        >>> Resize(scale_factor=2, interpolation="bilinear")(tf.zeros((1, 14, 14, 3))).shape
+        TensorShape([1, 28, 28, 3])
+    """
+
+    def __init__(
+        self,
+        size: int | Sequence[int] | None = None,
+        scale_factor: float | Sequence[float] | None = None,
+        interpolation: str = "bilinear",
+        align_corners: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if (size is None) == (scale_factor is None):
+            raise ValueError(
+                "Give exactly one of `size` and `scale_factor`, got "
+                f"size={size!r} and scale_factor={scale_factor!r}."
+            )
+        self.size = None if size is None else _positive_pair(size, "size", int)
+        self.scale_factor = (
+            None
+            if scale_factor is None
+            else tuple(float(v) for v in _positive_pair(scale_factor, "scale_factor", (int, float)))
+        )
+        self.interpolation = check_choice(interpolation, INTERPOLATIONS, "interpolation")
+        if not isinstance(align_corners, bool):
+            raise ValueError(f"`align_corners` must be True or False, got {align_corners!r}.")
+        self.align_corners = align_corners
+        self._out_size = None
+        self._matrix_h = None
+        self._matrix_w = None
+
+    def _output_size(self, height: int, width: int) -> tuple[int, int]:
+        if self.size is not None:
+            return self.size
+        out = (
+            int(np.floor(height * self.scale_factor[0])),
+            int(np.floor(width * self.scale_factor[1])),
+        )
+        if min(out) < 1:
+            raise ValueError(
+                f"Layer '{self.name}': scale_factor={self.scale_factor} turns the input size "
+                f"({height}, {width}) into {out}; the output needs at least one pixel."
+            )
+        return out
+
+    def _check_shape(self, input_shape) -> tuple[int | None, int | None]:
+        input_shape = tuple(input_shape)
+        check_input_rank(self.name, input_shape, 4, "(batch, height, width, channels)")
+        height, width = input_shape[1:3]
+        needs_static = self.scale_factor is not None or self.interpolation not in _BUILTIN_METHODS
+        if needs_static and (height is None or width is None):
+            raise ValueError(
+                f"Layer '{self.name}' needs a known input height and width for "
+                f"interpolation={self.interpolation!r} with size={self.size} and "
+                f"scale_factor={self.scale_factor}, got input shape {input_shape}: give the "
+                "model a fixed input shape (or use `size` with nearest/bilinear)."
+            )
+        return height, width
+
+    def build(self, input_shape):
+        height, width = self._check_shape(input_shape)
+        out_height, out_width = self._out_size = self._output_size(height, width)
+        if self.interpolation in _BUILTIN_METHODS:
+            super().build(input_shape)
+            return
+        self._matrix_h = interpolation_matrix(
+            height, out_height, self.interpolation, self.align_corners
+        ).astype(np.float32)
+        self._matrix_w = interpolation_matrix(
+            width, out_width, self.interpolation, self.align_corners
+        ).astype(np.float32)
+        super().build(input_shape)
+
+    def call(self, inputs):
+        if self.interpolation in _BUILTIN_METHODS:
+            return self._builtin_resize(inputs)
+        (out_height, height), (out_width, width) = self._matrix_h.shape, self._matrix_w.shape
+        matrix_h = tf.cast(self._matrix_h, inputs.dtype)
+        matrix_w = tf.cast(self._matrix_w, inputs.dtype)
+        channels = tf.shape(inputs)[3]
+        # Rows: (out_h, h) @ (batch, h, w * c) -> (batch, out_h, w * c).
+        y = tf.reshape(inputs, tf.stack([-1, height, width * channels]))
+        y = tf.matmul(matrix_h, y)
+        # Columns: (out_w, w) @ (batch * out_h, w, c) -> (batch * out_h, out_w, c).
+        y = tf.reshape(y, tf.stack([-1, width, channels]))
+        y = tf.matmul(matrix_w, y)
+        return tf.reshape(y, tf.stack([-1, out_height, out_width, channels]))
+
+    def _builtin_resize(self, inputs):
+        """TensorFlow's own kernels: RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR in TFLite."""
+        size = self._out_size
+        method = _BUILTIN_METHODS[self.interpolation]
+        if self.align_corners:
+            y = tf.compat.v1.image.resize(inputs, size, method, align_corners=True)
+        else:
+            y = tf.image.resize(inputs, size, method)
+        return tf.cast(y, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        height, width = self._check_shape(input_shape)
+        return (input_shape[0], *self._output_size(height, width), input_shape[3])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            size=self.size,
+            scale_factor=self.scale_factor,
+            interpolation=self.interpolation,
+            align_corners=self.align_corners,
+        )
+        return config
