@@ -1,9 +1,9 @@
 """Calibration and test images for an export, read through `training.data`.
 
-The images come from the same data source as training (`training.data.load_dataset`), as raw
-pixels (float32 in [0, 255], the models normalize inside) without augmentation: calibration on
-a seeded, class-stratified sample of the training split, verification on the test split.
-Images whose size differs from the model's input are resized the way an app would (bilinear).
+The images come from the same data source and evaluation pipeline as training
+(`training.data.load_dataset`, `training.pipeline.make_dataset(training=False)`), as raw pixels
+(float32 in [0, 255], the models normalize inside) without augmentation: calibration on a
+seeded sample of the training split, verification on the (stratified) test split.
 
 Example:
 
@@ -20,7 +20,6 @@ import sys
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 
 @dataclasses.dataclass
@@ -45,22 +44,23 @@ class ExportData:
 
 
 def to_model_input(images: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
-    """uint8/float images `(N, H, W, C)` -> float32 raw pixels of the model's `(H, W, C)`."""
-    x = np.asarray(images, dtype=np.float32)
+    """Images `(N, H, W, C)` -> float32 raw pixels shaped for the model, through training's
+    evaluation pipeline (`training.pipeline.make_dataset(training=False)`: no shuffling, no
+    augmentation; the same pad/resize and gray<->RGB adaptation as in training)."""
+    from training.pipeline import make_dataset
+
+    x = np.asarray(images)
     if x.ndim == 3:
         x = x[..., None]
-    height, width, channels = input_shape
-    if x.shape[-1] != channels:
-        if x.shape[-1] == 1:
-            x = np.repeat(x, channels, axis=-1)
-        elif channels == 1:
-            x = x.mean(axis=-1, keepdims=True)
-        else:
-            raise ValueError(f"Images have {x.shape[-1]} channels but the model takes {channels}")
-    if x.shape[1:3] != (height, width):
-        x = tf.image.resize(x, (height, width), method="bilinear").numpy()
-        x = np.clip(x, 0.0, 255.0)
-    return np.ascontiguousarray(x, dtype=np.float32)
+    dataset = make_dataset(
+        x,
+        np.zeros(len(x), np.int64),
+        batch_size=512,
+        training=False,
+        target_shape=tuple(int(d) for d in input_shape),
+    )
+    batches = [np.asarray(images, dtype=np.float32) for images, _ in dataset]
+    return np.ascontiguousarray(np.concatenate(batches), dtype=np.float32)
 
 
 def load_export_data(

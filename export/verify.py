@@ -6,7 +6,8 @@ delegate, one thread), ONNX files in ONNX Runtime (CPU, one thread). For each fi
 - classifiers: test accuracy, its drop against Keras in percentage points, top-1 agreement
   with the Keras model (% of test images with the same arg-max);
 - reconstruction models: MSE and PSNR against the target (the input image), PSNR drop;
-- max abs difference of the outputs against Keras (`max |y_file - y_keras|`, dequantized);
+- max abs difference of the outputs against Keras (`max |y_file - y_keras|`, dequantized;
+  for reconstruction models as a fraction of the output range, 255 or 1);
 - file size, median latency per image at batch 1, the op list (without delegation), and for
   integer files the ops that still compute in float between input and output quantization.
 
@@ -277,7 +278,10 @@ def verify_file(
         report.failure = f"{fmt.runtime} could not run {path.name}: {type(error).__name__}: {first}"
         return report
     outputs = outputs.reshape(reference.outputs.shape)
-    report.max_abs_diff = float(np.max(np.abs(outputs - reference.outputs)))
+    # Reconstruction outputs are images (on [0, 255] or [0, 1]): the difference is measured
+    # as a fraction of the output range, so the same bounds hold for both scales.
+    scale = 1.0 if reference.task == "classification" else reference.peak
+    report.max_abs_diff = float(np.max(np.abs(outputs - reference.outputs)) / scale)
     if reference.task == "classification":
         predicted = outputs.argmax(-1)
         report.accuracy = float(np.mean(predicted == reference.y) * 100.0)

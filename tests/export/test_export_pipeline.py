@@ -1,0 +1,202 @@
+"""End-to-end export tests: zoo models trained briefly on real Fashion-MNIST images, every
+format written, run in its real runtime (LiteRT, ONNX Runtime) and checked against Keras."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import onnx
+import pytest
+import tensorflow as tf
+
+from export.data import load_export_data
+from export.exporter import ExportOptions, export_model
+from export.formats import FORMATS, Tolerance, resolve_formats
+from export.onnx_export import read_metadata as read_onnx_metadata
+from export.source import load_source
+from export.tflite_export import read_metadata as read_tflite_metadata
+from export.verify import TFLiteRunner, keras_reference, tflite_op_names, verify_file
+
+pytestmark = pytest.mark.keras3_only
+
+PTQ_FORMATS = [name for name, f in FORMATS.items() if f.quantization != "qat_int8"]
+
+
+def _train_run(tmp_path_factory, model_name: str, task: str):
+    from training.data import load_dataset
+    from zoo import create_model
+
+    ds = load_dataset("fashion_mnist").subset(train=3000, test=200, seed=0)
+    model = create_model(model_name)
+    x = ds.x_train.astype(np.float32)
+    if task == "classification":
+        loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        model.compile(tf.keras.optimizers.Adam(1e-3), loss)
+        model.fit(x, ds.y_train, batch_size=64, epochs=1, verbose=0)
+    # The autoencoder is exported as initialized: parity with Keras is what is tested.
+    run_dir = tmp_path_factory.mktemp("runs") / f"{model_name}-fashion_mnist"
+    run_dir.mkdir()
+    model.save(run_dir / "model.keras")
+    config = {
+        "model": model_name,
+        "dataset": "fashion_mnist",
+        "data_dir": None,
+        "num_classes": 10,
+        "input_shape": list(model.input_shape[1:]),
+    }
+    (run_dir / "config.json").write_text(json.dumps(config))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_export_data("fashion_mnist", (28, 28, 1), calibration_samples=64, test_samples=200)
+
+
+@pytest.fixture(scope="module")
+def lenet_run(tmp_path_factory):
+    return _train_run(tmp_path_factory, "lenet5_modern", "classification")
+
+
+@pytest.mark.parametrize(
+    ("model_name", "task"),
+    [
+        ("lenet5", "classification"),
+        ("lenet5_modern", "classification"),
+        ("conv_autoencoder", "reconstruction"),
+    ],
+)
+def test_every_format_verifies_in_its_runtime(
+    request, tmp_path_factory, tmp_path, data, model_name, task
+):
+    run_dir = (
+        request.getfixturevalue("lenet_run")
+        if model_name == "lenet5_modern"
+        else _train_run(tmp_path_factory, model_name, task)
+    )
+    source = load_source(run_dir)
+    assert source.task == task and source.name == f"{model_name}-fashion_mnist"
+    options = ExportOptions(
+        formats=resolve_formats(PTQ_FORMATS),
+        out_dir=tmp_path / "out",
+        latency_runs=5,
+        progress=False,
+    )
+    result = export_model(source, options, data=data)
+    assert [r.format for r in result.reports] == PTQ_FORMATS
+    failed = [(r.format, r.failure) for r in result.reports if not r.passed]
+    assert not failed, failed
+    for report in result.reports:
+        if report.status == "unsupported":
+            # int16x8 exists only where the converter has 16x8 kernels for every op.
+            assert report.format == "tflite_int16x8" and "not yet supported" in report.failure
+            continue
+        assert report.status == "ok"
+        assert report.size_bytes > 0 and report.latency_us > 0 and report.ops
+        assert report.max_abs_diff is not None and np.isfinite(report.max_abs_diff)
+        if task == "classification":
+            assert report.agreement >= 90.0 and report.accuracy is not None
+        else:
+            assert np.isfinite(report.psnr) and report.agreement is None
+    # Float formats meet their bounds, int formats carry no float compute.
+    by_name = {r.format: r for r in result.reports}
+    assert by_name["tflite_fp32"].max_abs_diff <= 1e-4
+    assert by_name["onnx_fp32"].max_abs_diff <= 1e-4
+    assert by_name["tflite_fp16"].max_abs_diff <= 1e-2
+    assert by_name["tflite_int8"].float_ops == []
+    # Files on disk: only built-in ops in TFLite, a valid opset >= 17 ONNX graph, metadata.
+    out = tmp_path / "out"
+    for name, path in result.files.items():
+        content = path.read_bytes()
+        if path.suffix == ".tflite":
+            ops = tflite_op_names(content)
+            assert ops and not any(op.startswith(("FLEX", "Flex", "CUSTOM")) for op in ops)
+            metadata = read_tflite_metadata(content)
+            assert metadata["task"] == task and metadata["format"] == name
+            assert metadata["input"]["shape"] == [1, 28, 28, 1]
+            assert metadata["class_names"][0] == "T-shirt/top"
+            signatures = TFLiteRunner(content).interpreter.get_signature_list()
+            assert list(signatures) == ["serving_default"]
+            assert signatures["serving_default"]["inputs"] == ["input"]
+        else:
+            proto = onnx.load_from_string(content)
+            onnx.checker.check_model(proto)
+            assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
+            props = read_onnx_metadata(content)
+            assert json.loads(props["convzoo.class_names"])[1] == "Trouser"
+            assert props["convzoo.task"] == task
+    assert (out / "labels.txt").read_text().splitlines()[0] == "T-shirt/top"
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] and len(report["files"]) == len(PTQ_FORMATS)
+    assert "tflite_int8" in (out / "report.md").read_text()
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
+
+
+@pytest.mark.parametrize("io", ["int8", "uint8"])
+def test_full_integer_io_has_no_float_ops(tmp_path, lenet_run, data, io):
+    source = load_source(lenet_run)
+    options = ExportOptions(
+        formats=resolve_formats("tflite_int8"),
+        out_dir=tmp_path,
+        io=io,
+        latency_runs=5,
+        progress=False,
+    )
+    result = export_model(source, options, data=data)
+    (report,) = result.reports
+    assert report.passed, report.failure
+    content = result.files["tflite_int8"].read_bytes()
+    runner = TFLiteRunner(content)
+    assert np.dtype(runner.input["dtype"]).name == io
+    assert np.dtype(runner.output["dtype"]).name == io
+    assert "DEQUANTIZE" not in tflite_op_names(content)
+    assert runner.float_ops() == []
+    # int8 in, int8 out: not a single float tensor anywhere in the graph.
+    dtypes = {np.dtype(t["dtype"]).kind for t in runner.interpreter.get_tensor_details()}
+    assert "f" not in dtypes
+    assert read_tflite_metadata(content)["quantization"]["input"]["dtype"] == io
+
+
+def test_float_io_int8_file_only_quantizes_at_the_ends(tmp_path, lenet_run, data):
+    source = load_source(lenet_run)
+    options = ExportOptions(
+        formats=resolve_formats("tflite_int8"), out_dir=tmp_path, latency_runs=5, progress=False
+    )
+    content = export_model(source, options, data=data).files["tflite_int8"].read_bytes()
+    ops = tflite_op_names(content)
+    assert ops[0] == "QUANTIZE" and ops[-1] == "DEQUANTIZE"
+    assert TFLiteRunner(content).float_ops() == []
+    # The float32 file, by contrast, computes everything in float: the check can fail.
+    fp32 = ExportOptions(
+        formats=resolve_formats("tflite_fp32"), out_dir=tmp_path, latency_runs=5, progress=False
+    )
+    content = export_model(source, fp32, data=data).files["tflite_fp32"].read_bytes()
+    assert "CONV_2D" in TFLiteRunner(content).float_ops()
+
+
+def test_a_file_breaking_its_tolerance_fails_naming_the_format(tmp_path, lenet_run, data):
+    source = load_source(lenet_run)
+    strict = dataclasses.replace(FORMATS["tflite_fp16"], tolerance=Tolerance(max_abs_diff=1e-12))
+    options = ExportOptions(formats=[strict], out_dir=tmp_path, latency_runs=5, progress=False)
+    result = export_model(source, options, data=data)
+    assert not result.passed
+    (report,) = result.failed
+    assert report.failure.startswith("tflite_fp16:") and "max abs diff" in report.failure
+    assert json.loads((tmp_path / "report.json").read_text())["passed"] is False
+
+
+def test_a_broken_file_fails_verification(tmp_path, lenet_run, data):
+    source = load_source(lenet_run)
+    reference = keras_reference(source.model, data.x_test[:20], data.y_test[:20], source.task)
+    options = ExportOptions(
+        formats=resolve_formats("tflite_fp32"), out_dir=tmp_path, latency_runs=5, progress=False
+    )
+    path = export_model(source, options, data=data).files["tflite_fp32"]
+    good = verify_file(path, FORMATS["tflite_fp32"], reference, latency_runs=5)
+    assert good.passed
+    content = bytearray(path.read_bytes())
+    path.write_bytes(bytes(content[: len(content) // 2]))
+    broken = verify_file(path, FORMATS["tflite_fp32"], reference, latency_runs=5)
+    assert not broken.passed and broken.failure
