@@ -186,6 +186,54 @@ def _phases_to_space(y: tf.Tensor, strides: Sequence[int], filters: int) -> tf.T
     return y
 
 
+def _convolution(
+    x: tf.Tensor, kernel: tf.Tensor, strides: Sequence[int], dilation: Sequence[int]
+) -> tf.Tensor:
+    """`VALID` convolution; 3D calls `conv3d` with an explicit layout, since the one reached
+    through `tf.nn.convolution` records no `data_format` and cannot be differentiated eagerly."""
+    if len(strides) == 3:
+        return tf.nn.conv3d(
+            x,
+            kernel,
+            strides=[1, *strides, 1],
+            padding="VALID",
+            data_format="NDHWC",
+            dilations=[1, *dilation, 1],
+        )
+    return tf.nn.convolution(x, kernel, strides=strides, padding="VALID", dilations=dilation)
+
+
+def _conv_kernel_gradient(
+    inputs: tf.Tensor,
+    kernel_shape: Sequence[int],
+    out_grad: tf.Tensor,
+    strides: Sequence[int],
+    dilation: Sequence[int],
+) -> tf.Tensor:
+    """Gradient of `convolution(inputs, kernel, strides, "VALID", dilation)` with respect to
+    the kernel, given the gradient `out_grad` of its output."""
+    if len(strides) == 1:
+        kernel = _conv_kernel_gradient(
+            tf.expand_dims(inputs, 1),
+            (1, *kernel_shape),
+            tf.expand_dims(out_grad, 1),
+            (1, *strides),
+            (1, *dilation),
+        )
+        return tf.squeeze(kernel, 0)
+    backprop = (
+        tf.raw_ops.Conv2DBackpropFilter if len(strides) == 2 else tf.raw_ops.Conv3DBackpropFilterV2
+    )
+    return backprop(
+        input=inputs,
+        filter_sizes=tf.constant(kernel_shape, tf.int32),
+        out_backprop=out_grad,
+        strides=[1, *strides, 1],
+        padding="VALID",
+        dilations=[1, *dilation, 1],
+    )
+
+
 class _ConvTranspose(tf.keras.layers.Layer):
     """The rank-generic core of `ConvTranspose1D`, `ConvTranspose2D` and `ConvTranspose3D`."""
 
@@ -324,12 +372,11 @@ class _ConvTranspose(tf.keras.layers.Layer):
     def _transpose(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
         """The transpose convolution without bias: one stride-1 conv and a pixel shuffle."""
         x = _pad_or_crop(inputs, [(p.pad_before, p.pad_after) for p in self._plans])
-        y = tf.nn.convolution(
+        y = _convolution(
             x,
             self.phase_kernel(kernel),
-            strides=1,
-            padding="VALID",
-            dilations=[p.conv_dilation for p in self._plans],
+            strides=(1,) * self.rank,
+            dilation=[p.conv_dilation for p in self._plans],
         )
         y = _phases_to_space(y, self.strides, self.filters)
         if any(p.crop_before or p.crop_after for p in self._plans):
@@ -353,13 +400,8 @@ class _ConvTranspose(tf.keras.layers.Layer):
         def transpose(x, w):
             def gradient(upstream):
                 grad_out = _pad_or_crop(upstream, adjoint_pads)
-                with tf.GradientTape() as tape:
-                    tape.watch(w)
-                    grad_x = tf.nn.convolution(
-                        grad_out, w, strides=strides, padding="VALID", dilations=dilation
-                    )
-                grad_w = tape.gradient(grad_x, w, output_gradients=x)
-                return grad_x, grad_w
+                grad_x = _convolution(grad_out, w, strides, dilation)
+                return grad_x, _conv_kernel_gradient(grad_out, w.shape, x, strides, dilation)
 
             return self._transpose(x, w), gradient
 
