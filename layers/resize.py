@@ -22,8 +22,13 @@ TensorFlow's kernels in float32 (coordinates, clamping, the tabulated cubic coef
   centers coincide, `scale = (in - 1) / (out - 1)`, `src = o * scale`; `nearest` rounds half
   away from zero, `bilinear` as above, `bicubic` is TF1's kernel (`a = -0.75`, borders
   replicated), `area` as above with this scale.
+- `antialias=True` (bilinear, bicubic; half-pixel centers) is
+  `tf.image.resize(..., antialias=True)`, TensorFlow's `ScaleAndTranslate`: the triangle or
+  Keys cubic kernel is stretched by `in / out` when downsampling, so it averages instead of
+  skipping pixels; taps outside the image are dropped and the weights renormalized
+  (`antialiased_matrix`).
 
-The layer computes `bicubic` and `area` as the two matrix products: exact up to float
+The layer computes `bicubic`, `area` and the antialiased modes as the two matrix products: exact up to float
 rounding, differentiable (TensorFlow's `ResizeArea` has no gradient), and BATCH_MATMUL/RESHAPE
 in TFLite (which has no bicubic or area built-in) and MatMul in ONNX. For `nearest` and
 `bilinear` it calls TensorFlow's resize ops, which convert to the TFLite built-ins
@@ -151,6 +156,46 @@ def _area_matrix(in_size: int, out_size: int, align_corners: bool) -> np.ndarray
     return matrix / scale
 
 
+def _triangle(x: np.ndarray) -> np.ndarray:
+    return np.where(x < 1, np.float32(1) - x, np.float32(0)).astype(np.float32)
+
+
+def _keys_cubic(x: np.ndarray) -> np.ndarray:
+    near = ((np.float32(1.5) * x - np.float32(2.5)) * x) * x + np.float32(1)
+    far = ((np.float32(-0.5) * x + np.float32(2.5)) * x - np.float32(4)) * x + np.float32(2)
+    return np.where(x < 1, near, np.where(x < 2, far, np.float32(0))).astype(np.float32)
+
+
+_ANTIALIAS_KERNELS = {"bilinear": (_triangle, 1.0), "bicubic": (_keys_cubic, 2.0)}
+
+
+def antialiased_matrix(in_size: int, out_size: int, interpolation: str) -> np.ndarray:
+    """The `(out_size, in_size)` matrix of `tf.image.resize(..., antialias=True)` for
+    `bilinear` (triangle kernel) and `bicubic` (Keys cubic): TensorFlow's `ScaleAndTranslate`
+    with the kernel stretched by `in / out` when downsampling (a low-pass filter), taps
+    outside the image dropped and the weights renormalized."""
+    kernel, radius = _ANTIALIAS_KERNELS[interpolation]
+    scale = np.float32(out_size) / np.float32(in_size)
+    inv_scale = np.float32(1.0 / np.float64(scale))
+    kernel_scale = max(inv_scale, np.float32(1))
+    reach = np.float32(radius) * kernel_scale
+    matrix = np.zeros((out_size, in_size), np.float64)
+    for o in range(out_size):
+        sample = (np.float32(o) + np.float32(0.5)) * inv_scale
+        start = int(np.ceil(sample - reach - np.float32(0.5)))
+        end = int(np.floor(sample + reach - np.float32(0.5)))
+        start, end = min(max(start, 0), in_size - 1), min(max(end, 0), in_size - 1) + 1
+        sources = np.arange(start, end)
+        positions = sources.astype(np.float32) + np.float32(0.5) - sample
+        weights = kernel(np.abs(positions * (np.float32(1) / kernel_scale)))
+        total = np.float32(0)
+        for w in weights:
+            total = np.float32(total + w)
+        if abs(total) >= 1000.0 * np.finfo(np.float32).tiny:
+            matrix[o, start:end] = weights * (np.float32(1) / total)
+    return matrix
+
+
 _MATRICES = {
     "nearest": _nearest_matrix,
     "bilinear": _bilinear_matrix,
@@ -206,6 +251,10 @@ class Resize(tf.keras.layers.Layer):
         interpolation: `"nearest"`, `"bilinear"`, `"bicubic"` or `"area"`.
         align_corners: align the centers of the corner pixels (TF1's convention) instead of
             using half-pixel centers.
+        antialias: for bilinear/bicubic with `align_corners=False`, stretch the kernel when
+            downsampling so it low-pass filters, as `tf.image.resize(..., antialias=True)`
+            (computed with matrices, also when upsampling, where it differs from the plain
+            resize only at the borders).
         **kwargs: base `Layer` arguments (name, dtype, ...).
 
     Exactly one of `size` and `scale_factor` is given. The input's height and width must be
@@ -225,6 +274,7 @@ class Resize(tf.keras.layers.Layer):
         scale_factor: float | Sequence[float] | None = None,
         interpolation: str = "bilinear",
         align_corners: bool = False,
+        antialias: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -243,6 +293,15 @@ class Resize(tf.keras.layers.Layer):
         if not isinstance(align_corners, bool):
             raise ValueError(f"`align_corners` must be True or False, got {align_corners!r}.")
         self.align_corners = align_corners
+        if not isinstance(antialias, bool):
+            raise ValueError(f"`antialias` must be True or False, got {antialias!r}.")
+        if antialias and (self.interpolation not in _ANTIALIAS_KERNELS or align_corners):
+            raise ValueError(
+                "`antialias=True` applies to interpolation 'bilinear' or 'bicubic' with "
+                f"align_corners=False, got interpolation={self.interpolation!r} and "
+                f"align_corners={align_corners!r}."
+            )
+        self.antialias = antialias
         self._out_size = None
         self._matrix_h = None
         self._matrix_w = None
@@ -265,7 +324,7 @@ class Resize(tf.keras.layers.Layer):
         input_shape = tuple(input_shape)
         check_input_rank(self.name, input_shape, 4, "(batch, height, width, channels)")
         height, width = input_shape[1:3]
-        needs_static = self.scale_factor is not None or self.interpolation not in _BUILTIN_METHODS
+        needs_static = self.scale_factor is not None or not self._uses_builtin()
         if needs_static and (height is None or width is None):
             raise ValueError(
                 f"Layer '{self.name}' needs a known input height and width for "
@@ -278,19 +337,27 @@ class Resize(tf.keras.layers.Layer):
     def build(self, input_shape):
         height, width = self._check_shape(input_shape)
         out_height, out_width = self._out_size = self._output_size(height, width)
-        if self.interpolation in _BUILTIN_METHODS:
+        if self._uses_builtin():
             super().build(input_shape)
             return
-        self._matrix_h = interpolation_matrix(
-            height, out_height, self.interpolation, self.align_corners
-        ).astype(np.float32)
-        self._matrix_w = interpolation_matrix(
-            width, out_width, self.interpolation, self.align_corners
-        ).astype(np.float32)
+        if self.antialias:
+            matrices = [
+                antialiased_matrix(n, out, self.interpolation)
+                for n, out in ((height, out_height), (width, out_width))
+            ]
+        else:
+            matrices = [
+                interpolation_matrix(n, out, self.interpolation, self.align_corners)
+                for n, out in ((height, out_height), (width, out_width))
+            ]
+        self._matrix_h, self._matrix_w = (m.astype(np.float32) for m in matrices)
         super().build(input_shape)
 
+    def _uses_builtin(self) -> bool:
+        return self.interpolation in _BUILTIN_METHODS and not self.antialias
+
     def call(self, inputs):
-        if self.interpolation in _BUILTIN_METHODS:
+        if self._uses_builtin():
             return self._builtin_resize(inputs)
         (out_height, height), (out_width, width) = self._matrix_h.shape, self._matrix_w.shape
         matrix_h = tf.cast(self._matrix_h, inputs.dtype)
@@ -325,5 +392,6 @@ class Resize(tf.keras.layers.Layer):
             scale_factor=self.scale_factor,
             interpolation=self.interpolation,
             align_corners=self.align_corners,
+            antialias=self.antialias,
         )
         return config

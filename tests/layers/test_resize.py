@@ -20,15 +20,15 @@ V1_METHODS = {
 }
 
 
-def oracle_resize(x, size, interpolation, align_corners):
+def oracle_resize(x, size, interpolation, align_corners, antialias=False):
     if align_corners:
         y = tf.compat.v1.image.resize(x, size, V1_METHODS[interpolation], align_corners=True)
     else:
-        y = tf.image.resize(x, size, interpolation)
+        y = tf.image.resize(x, size, interpolation, antialias=antialias)
     return tf.cast(y, tf.float32)
 
 
-def oracle_gradient(x, g, interpolation, align_corners):
+def oracle_gradient(x, g, interpolation, align_corners, antialias=False):
     """d sum(resize(x) * g) / dx. TensorFlow's ResizeArea has no gradient, so for the
     linear resizes it is computed as J^T g, with the Jacobian J read off by resizing the
     one-hot basis images with the oracle itself."""
@@ -37,7 +37,8 @@ def oracle_gradient(x, g, interpolation, align_corners):
         x = tf.constant(x)
         with tf.GradientTape() as tape:
             tape.watch(x)
-            loss = tf.reduce_sum(oracle_resize(x, size, interpolation, align_corners) * g)
+            y = oracle_resize(x, size, interpolation, align_corners, antialias)
+            loss = tf.reduce_sum(y * g)
         return np.asarray(tape.gradient(loss, x))
     _, height, width, _ = x.shape
     basis = np.eye(height * width, dtype=np.float32).reshape(height * width, height, width, 1)
@@ -62,19 +63,23 @@ sizes = st.integers(1, 12)
     in_size=st.tuples(sizes, sizes),
     out_size=st.tuples(st.integers(1, 20), st.integers(1, 20)),
     align_corners=st.booleans(),
+    antialias=st.booleans(),
     channels=st.integers(1, 3),
 )
 @pytest.mark.parametrize("interpolation", INTERPOLATIONS)
-def test_matches_tensorflow(interpolation, in_size, out_size, align_corners, channels):
+def test_matches_tensorflow(interpolation, in_size, out_size, align_corners, antialias, channels):
+    antialias = antialias and interpolation in ("bilinear", "bicubic") and not align_corners
     x = np.random.randn(2, *in_size, channels).astype(np.float32)
     g = np.random.randn(2, *out_size, channels).astype(np.float32)
-    layer = Resize(out_size, interpolation=interpolation, align_corners=align_corners)
+    layer = Resize(
+        out_size, interpolation=interpolation, align_corners=align_corners, antialias=antialias
+    )
     y, dx = layer_output_and_gradient(layer, x, g)
-    expected = np.asarray(oracle_resize(x, out_size, interpolation, align_corners))
+    expected = np.asarray(oracle_resize(x, out_size, interpolation, align_corners, antialias))
     assert y.shape == expected.shape == (2, *out_size, channels)
     np.testing.assert_allclose(y, expected, atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(
-        dx, oracle_gradient(x, g, interpolation, align_corners), atol=1e-5, rtol=1e-5
+        dx, oracle_gradient(x, g, interpolation, align_corners, antialias), atol=1e-5, rtol=1e-5
     )
 
 
@@ -108,6 +113,16 @@ def test_interpolation_matrix_is_the_tensorflow_resize(interpolation, align_corn
         np.testing.assert_allclose(matrix.sum(axis=1), 1.0, atol=1e-6)  # rows are averages
 
 
+def test_antialias_averages_when_downsampling():
+    # Bilinear at 1/4 scale samples 2 of every 4 rows; antialiased it averages a wider window.
+    x = np.zeros((1, 16, 16, 1), np.float32)
+    x[:, ::4] = 1.0  # thin stripes that plain bilinear downsampling misses entirely
+    plain = np.asarray(Resize((4, 4))(x))
+    smooth = np.asarray(Resize((4, 4), antialias=True)(x))
+    np.testing.assert_allclose(plain, 0.0)
+    assert smooth.min() > 0.1
+
+
 def test_lecture_examples():
     x = np.arange(4, dtype=np.float32).reshape(1, 2, 2, 1)
     # Nearest upsampling by 2 repeats every pixel in a 2x2 block.
@@ -128,8 +143,9 @@ def test_public_attributes_and_config_round_trip():
     assert layer.scale_factor == (2.0, 1.5)
     assert layer.interpolation == "bicubic"
     assert layer.align_corners is True
+    assert layer.antialias is False
     assert Resize(7).size == (7, 7)
-    for original in (layer, Resize((5, 9), interpolation="area")):
+    for original in (layer, Resize((5, 9), interpolation="area"), Resize(3, antialias=True)):
         config = original.get_config()
         clone = Resize.from_config(config)
         assert clone.get_config() == config
@@ -175,6 +191,9 @@ def test_unknown_spatial_size():
         (lambda: Resize(scale_factor=(2, -1.5)), "scale_factor"),
         (lambda: Resize(4, interpolation="lanczos3"), "'nearest', 'bilinear', 'bicubic', 'area'"),
         (lambda: Resize(4, align_corners="yes"), "align_corners"),
+        (lambda: Resize(4, antialias=1), "antialias"),
+        (lambda: Resize(4, interpolation="area", antialias=True), "antialias"),
+        (lambda: Resize(4, align_corners=True, antialias=True), "antialias"),
         (lambda: Resize(4)(tf.zeros((1, 4, 4))), "expects a 4D input"),
         (lambda: Resize(scale_factor=0.1)(tf.zeros((1, 4, 4, 1))), "at least one pixel"),
         (lambda: interpolation_matrix(3, 4, "cubic"), "interpolation"),
@@ -192,6 +211,16 @@ def test_edge_runtimes_match(interpolation, align_corners):
     layer = Resize((11, 5), interpolation=interpolation, align_corners=align_corners)
     model = testing_utils.model_of(layer, (7, 8, 3))
     x = np.random.randn(2, 7, 8, 3).astype(np.float32)
+    testing_utils.assert_edge_runtimes_match(model, x)
+
+
+@pytest.mark.keras3_only
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_edge_runtimes_match_antialias(interpolation):
+    model = testing_utils.model_of(
+        Resize((3, 5), interpolation=interpolation, antialias=True), (9, 8, 2)
+    )
+    x = np.random.randn(2, 9, 8, 2).astype(np.float32)
     testing_utils.assert_edge_runtimes_match(model, x)
 
 
