@@ -33,6 +33,10 @@ class BatchNorm(tf.keras.layers.Layer):
     the place of `mu` and `var` and nothing is updated, as in Keras 3: a frozen batch norm
     (`layer.trainable = False`, as for fine-tuning) runs in inference mode even in `fit`.
 
+    The moving variance tracks the biased batch variance, as Keras 3 does. (PyTorch, and
+    tf_keras's fused 4D/5D kernel, track the unbiased one, `var * m / (m - 1)` for `m` values
+    per channel; the difference matters only for tiny batches.)
+
     `momentum` is the weight of the *new* batch (the lecture's and PyTorch's form, `a = 0.1`).
     Keras's `momentum` is the weight of the *old* average: `BatchNorm(momentum=a)` equals
     `keras.layers.BatchNormalization(momentum=1 - a)`, so `momentum=0.1` here is Keras's `0.9`,
