@@ -1,1 +1,44 @@
+"""convzoo layers: Keras layers written from scratch in TensorFlow ops, and conv arithmetic.
 
+Every layer subclasses `tf.keras.layers.Layer`, so the same code runs in Keras 3 and in the
+legacy tf_keras world (DESIGN.md), is registered for `.keras` loading under the package
+"convzoo", and converts to TFLite built-in ops and to ONNX.
+
+>>> from layers import Conv2D, BatchNorm, ConvTranspose2D
+"""
+
+from layers import arithmetic
+from layers.batch_norm import BatchNorm
+from layers.conv_transpose import ConvTranspose1D, ConvTranspose2D, ConvTranspose3D
+from layers.convolution import Conv1D, Conv2D, Conv3D
+from layers.group_norm import GroupNorm
+from layers.instance_norm import InstanceNorm
+from layers.layer_norm import LayerNorm
+from layers.local_response_norm import LocalResponseNorm
+from layers.padding import PADDING_MODES, pad_spatial
+from layers.pooling import AvgPool1D, AvgPool2D, AvgPool3D, MaxPool1D, MaxPool2D, MaxPool3D
+from layers.resize import Resize
+
+__all__ = [
+    "PADDING_MODES",
+    "AvgPool1D",
+    "AvgPool2D",
+    "AvgPool3D",
+    "BatchNorm",
+    "Conv1D",
+    "Conv2D",
+    "Conv3D",
+    "ConvTranspose1D",
+    "ConvTranspose2D",
+    "ConvTranspose3D",
+    "GroupNorm",
+    "InstanceNorm",
+    "LayerNorm",
+    "LocalResponseNorm",
+    "MaxPool1D",
+    "MaxPool2D",
+    "MaxPool3D",
+    "Resize",
+    "arithmetic",
+    "pad_spatial",
+]
