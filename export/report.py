@@ -33,7 +33,7 @@ def table_rows(
     classification = reference.task == "classification"
     header = ["format", "file", "size KB", "x fp32"]
     header += ["acc %", "drop pp", "agree %"] if classification else ["MSE", "PSNR dB", "drop dB"]
-    header += ["max abs diff", "latency us", "float ops", "status"]
+    header += ["max abs diff", "latency us", "no-XNNPACK us", "float ops", "status"]
     fp32 = next((r.size_bytes for r in reports if r.format == "tflite_fp32"), None)
     keras_row = ["keras", "model.keras", _fmt(keras_size and keras_size / 1024, ".1f"), "-"]
     keras_row += (
@@ -41,7 +41,7 @@ def table_rows(
         if classification
         else [_fmt(reference.mse, ".4g"), _fmt(reference.psnr, ".2f"), "-"]
     )
-    keras_row += ["-", "-", "-", "reference"]
+    keras_row += ["-", "-", "-", "-", "reference"]
     rows = [keras_row]
     for r in reports:
         row = [r.format, r.file, _fmt(r.size_bytes / 1024, ".1f")]
@@ -57,6 +57,7 @@ def table_rows(
         row += [
             _fmt(r.max_abs_diff, ".2e"),
             _fmt(r.latency_us, ".1f"),
+            _fmt(r.latency_builtin_us, ".1f"),
             str(len(r.float_ops)) if r.format in _INTEGER_FORMATS and r.ops else "-",
             "ok" if r.passed else r.status.upper(),
         ]
@@ -102,7 +103,8 @@ def write_report(
     lines += ["", table, ""]
     lines.append(
         "Latency: median per image at batch 1, one thread (LiteRT with its default "
-        "XNNPACK delegate; ONNX Runtime CPU). Max abs diff: dequantized outputs vs "
+        "XNNPACK delegate; ONNX Runtime CPU); no-XNNPACK: LiteRT's built-in kernels only "
+        "(OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES). Max abs diff: dequantized outputs vs "
         "Keras. Float ops: ops computing in float between input and output "
         "quantization."
     )
