@@ -14,8 +14,9 @@ TensorFlow's kernels in float32 (coordinates, clamping, the tabulated cubic coef
   - `nearest`:  `src = floor((o + 0.5) * scale)`, clamped to the image;
   - `bilinear`: `src = (o + 0.5) * scale - 0.5`, the two neighbours weighted by distance,
     clamped at the borders;
-  - `bicubic`:  the same coordinates, Keys's cubic kernel with `a = -0.5` over 4 neighbours;
-    taps outside the image get weight 0 and the others are renormalized;
+  - `bicubic`:  the same coordinates, Keys's cubic kernel with `a = -0.5` over 4 neighbours,
+    read from TensorFlow's table (the fractional offset rounded to 1/1024); taps outside the
+    image get weight 0 and the others are renormalized;
   - `area`:     each output pixel is the mean of the input box `[o * scale, (o + 1) * scale)`
     it covers, partly covered pixels weighted by the covered fraction.
 - `align_corners=True` is `tf.compat.v1.image.resize(..., align_corners=True)`: corner pixel
@@ -28,9 +29,10 @@ TensorFlow's kernels in float32 (coordinates, clamping, the tabulated cubic coef
   skipping pixels; taps outside the image are dropped and the weights renormalized
   (`antialiased_matrix`).
 
-The layer computes `bicubic`, `area` and the antialiased modes as the two matrix products: exact up to float
-rounding, differentiable (TensorFlow's `ResizeArea` has no gradient), and BATCH_MATMUL/RESHAPE
-in TFLite (which has no bicubic or area built-in) and MatMul in ONNX. For `nearest` and
+The layer computes `bicubic`, `area` and the antialiased modes as the two matrix products:
+exact up to float rounding, differentiable (TensorFlow's `ResizeArea` has no gradient), and
+BATCH_MATMUL/RESHAPE in TFLite (which has no bicubic, area or antialiased built-in) and MatMul
+in ONNX. For `nearest` and
 `bilinear` it calls TensorFlow's resize ops, which convert to the TFLite built-ins
 RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR and to ONNX Resize, both matching TensorFlow (max
 abs difference 0 for nearest and <= 1.5e-6 for bilinear, measured on 7x9 -> 12x5 in LiteRT and
