@@ -77,7 +77,7 @@ class TrainConfig:
         action=argparse.BooleanOptionalAction,
     )
     steps_per_execution: int | None = _opt(
-        None, "train steps per tf.function call (auto: 32 on one device)", type=int
+        None, "train steps per tf.function call (auto: 32 on one device, 1 with replicas)", type=int
     )
     seed: int = _opt(0, "seed for the split, shuffling, augmentation and weights", type=int)
     deterministic: bool = _opt(

@@ -256,7 +256,7 @@ def _build_model(
             model = create_model(
                 name, num_classes=num_classes, input_shape=input_shape, **overrides
             )
-        bn = [layer for layer in model.submodules if hasattr(layer, "synchronized")]
+        bn = [layer for layer in _all_layers(model) if hasattr(layer, "synchronized")]
         if not bn:
             raise ValueError(
                 f"--sync-bn: model {name!r} has no BatchNorm layer to synchronize; drop the "
@@ -266,6 +266,13 @@ def _build_model(
             layer.synchronized = True
         return model
     return create_model(name, num_classes=num_classes, input_shape=input_shape, **overrides)
+
+
+def _all_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
+    flatten = getattr(model, "_flatten_layers", None)
+    if flatten is not None:
+        return list(flatten(include_self=False, recursive=True))
+    return list(model.layers)
 
 
 def _schedule(c: TrainConfig, steps_per_epoch: int):
@@ -482,7 +489,10 @@ def _train(c, cfg, info, strategy, run_dir: Path, state, extra_callbacks, chief)
         )
     batch = min(c.batch_size, len(x_train))
     steps_per_epoch = max(1, len(x_train) // batch)
-    spe = c.steps_per_execution or min(32, steps_per_epoch)
+    # Several steps per tf.function call amortize the Python overhead of small models. Under
+    # MirroredStrategy, Keras 3.15's multi-step loop fails ("You must feed a value for
+    # placeholder tensor ... while/cond/Placeholder"), so auto means 1 step with replicas.
+    spe = c.steps_per_execution or (min(32, steps_per_epoch) if replicas == 1 else 1)
 
     smoothing = c.label_smoothing if task == "classification" else 0.0
     common = dict(

@@ -187,6 +187,7 @@ def test_train_val_split_is_seeded_stratified_and_disjoint():
     x = np.arange(1000)[:, None]
     y = np.arange(1000) % 10
     (x_tr, y_tr), (x_val, y_val) = train_val_split(x, y, 0.1, seed=3)
+    np.testing.assert_array_equal(y[x_tr[:, 0]], y_tr)
     assert len(x_val) == 100 and len(x_tr) == 900
     np.testing.assert_array_equal(np.bincount(y_val), np.full(10, 10))
     assert not set(x_tr[:, 0]) & set(x_val[:, 0])
