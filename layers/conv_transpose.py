@@ -65,8 +65,20 @@ _LAYOUTS = {
 }
 
 
+class _Phase(NamedTuple):
+    """One output phase of one dimension, computed by its own convolution (2D path)."""
+
+    taps: np.ndarray  # (T,) source tap of `kernel` per conv tap; `k` means zero.
+    pad_before: int  # padding of the input before the convolution (negative: crop)
+    pad_after: int
+
+
 class _AxisPlan(NamedTuple):
-    """How one spatial dimension is computed (all sizes are independent of the input size)."""
+    """How one spatial dimension is computed (all sizes are independent of the input size).
+
+    The stacked path (3D) uses `taps` (all phases in one kernel) with `pad_*`/`crop_*`; the
+    split path (1D/2D) uses `phases` (one exact kernel per phase) and `split_crop_after`.
+    """
 
     taps: np.ndarray  # (T, s) source tap of `kernel` per (conv tap, phase); `k` means zero.
     conv_dilation: int  # dilation of the stride-1 convolution (only when s == 1)
@@ -76,6 +88,8 @@ class _AxisPlan(NamedTuple):
     crop_after: int  # and at the end
     extent: int  # out = (n - 1) * s + extent
     adjoint_pads: tuple[int, int]  # padding of the output gradient for the strided convolution
+    phases: tuple[_Phase, ...]  # per output phase r in [0, s)
+    split_crop_after: int  # rows past the output that the split path computes
 
 
 def _output_extent(k: int, s: int, d: int, padding, output_padding: int | None) -> tuple[int, int]:
@@ -101,7 +115,9 @@ def _plan_axis(k: int, s: int, d: int, padding, output_padding: int | None) -> _
         taps = np.arange(k - 1, -1, -1).reshape(k, 1)
         before = span - 1 - p_before
         adjoint = (p_before, span - extent - p_before)
-        return _AxisPlan(taps, d, before, extent - 1 + p_before, 0, 0, extent, adjoint)
+        after = extent - 1 + p_before
+        phase = _Phase(taps[:, 0], before, after)
+        return _AxisPlan(taps, d, before, after, 0, 0, extent, adjoint, (phase,), 0)
 
     def tap_range(start: int) -> tuple[int, int]:
         # v with 0 <= v * s + r + start < span for some phase r in [0, s).
@@ -125,6 +141,26 @@ def _plan_axis(k: int, s: int, d: int, padding, output_padding: int | None) -> _
                 taps[j, r] = t // d
     # Phase rows q in [0, Q) with Q = n - 1 + q_extra cover the output plus `crop` rows.
     q_extra = -(-(extent + crop) // s)
+    # Split path: output phase r is out[q * s + r] = sum_v x[q - v] * w_eff[v * s + r + p_before]
+    # over the v where that tap exists; every phase computes Q = n - 1 + ceil(extent / s) rows.
+    split_extra = -(-extent // s)
+    phases = []
+    for r in range(s):
+        valid = [
+            v
+            for v in range(-((p_before + r) // s) - 1, (span - 1 - p_before - r) // s + 2)
+            if 0 <= v * s + r + p_before < span and (v * s + r + p_before) % d == 0
+        ]
+        if not valid:  # no kernel tap lands on this phase: one zero tap
+            phases.append(_Phase(np.array([k]), 0, split_extra - 1))
+            continue
+        lo, hi = min(valid), max(valid)
+        phase_taps = np.full((hi - lo + 1,), k, dtype=np.int64)
+        for j in range(hi - lo + 1):
+            t = (hi - j) * s + r + p_before
+            if 0 <= t < span and t % d == 0:
+                phase_taps[j] = t // d
+        phases.append(_Phase(phase_taps, hi, split_extra - 1 - lo))
     return _AxisPlan(
         taps=taps,
         conv_dilation=1,
@@ -134,6 +170,8 @@ def _plan_axis(k: int, s: int, d: int, padding, output_padding: int | None) -> _
         crop_after=q_extra * s - extent - crop,
         extent=extent,
         adjoint_pads=(p_before, span - extent - p_before),
+        phases=tuple(phases),
+        split_crop_after=split_extra * s - extent,
     )
 
 
@@ -205,7 +243,7 @@ def _convolution(
 
 def _conv_kernel_gradient(
     inputs: tf.Tensor,
-    kernel_shape: Sequence[int],
+    kernel_shape: tf.Tensor,
     out_grad: tf.Tensor,
     strides: Sequence[int],
     dilation: Sequence[int],
@@ -215,7 +253,7 @@ def _conv_kernel_gradient(
     if len(strides) == 1:
         kernel = _conv_kernel_gradient(
             tf.expand_dims(inputs, 1),
-            (1, *kernel_shape),
+            tf.concat([[1], kernel_shape], axis=0),
             tf.expand_dims(out_grad, 1),
             (1, *strides),
             (1, *dilation),
@@ -226,12 +264,62 @@ def _conv_kernel_gradient(
     )
     return backprop(
         input=inputs,
-        filter_sizes=tf.constant(kernel_shape, tf.int32),
+        filter_sizes=kernel_shape,
         out_backprop=out_grad,
         strides=[1, *strides, 1],
         padding="VALID",
         dilations=[1, *dilation, 1],
     )
+
+
+def _transpose_split_2d(x: tf.Tensor, kernel: tf.Tensor, plans: Sequence[_AxisPlan]) -> tf.Tensor:
+    """2D transpose convolution, one exact convolution per output phase, interleaved.
+
+    Each phase `(r_h, r_w)` is a stride-1 convolution with only the kernel taps that land on it
+    (no zero taps, so the multiply count equals the direct method's), with explicit padding.
+    Phases are interleaved by stacking next to their axis, which a reshape then merges into it.
+    """
+    plan_h, plan_w = plans
+    padded = tf.pad(kernel, [[0, 1], [0, 1], [0, 0], [0, 0]])  # index k: a zero tap
+    dilations = [1, plan_h.conv_dilation, plan_w.conv_dilation, 1]
+    rows = []
+    for phase_h in plan_h.phases:
+        by_rows = tf.gather(padded, phase_h.taps, axis=0)
+        cols = []
+        for phase_w in plan_w.phases:
+            phase_kernel = tf.transpose(tf.gather(by_rows, phase_w.taps, axis=1), [0, 1, 3, 2])
+            pads = [
+                (phase_h.pad_before, phase_h.pad_after),
+                (phase_w.pad_before, phase_w.pad_after),
+            ]
+            if dilations == [1, 1, 1, 1]:
+                # Explicit padding inside the convolution: no padded copy of the input.
+                source = _pad_or_crop(x, [(min(b, 0), min(a, 0)) for b, a in pads])
+                explicit = [[0, 0], *[[max(b, 0), max(a, 0)] for b, a in pads], [0, 0]]
+                y = tf.nn.conv2d(
+                    source,
+                    phase_kernel,
+                    strides=1,
+                    padding=explicit if any(map(any, explicit)) else "VALID",
+                )
+            else:  # tf.nn.convolution can differentiate dilated convolutions on CPU
+                y = tf.nn.convolution(
+                    _pad_or_crop(x, pads), phase_kernel, padding="VALID", dilations=dilations[1:3]
+                )
+            cols.append(y)
+        rows.append(_interleave(cols, axis=2))
+    y = _interleave(rows, axis=1)
+    crops = [(0, -plan_h.split_crop_after), (0, -plan_w.split_crop_after)]
+    return _pad_or_crop(y, crops)
+
+
+def _interleave(parts: Sequence[tf.Tensor], axis: int) -> tf.Tensor:
+    """`parts[r][..., q, ...]` -> `y[..., q * len(parts) + r, ...]` along `axis`."""
+    if len(parts) == 1:
+        return parts[0]
+    y = tf.stack(parts, axis=axis + 1)
+    dims = _dims(y)
+    return tf.reshape(y, [*dims[:axis], dims[axis] * len(parts), *dims[axis + 2 :]])
 
 
 class _ConvTranspose(tf.keras.layers.Layer):
@@ -370,7 +458,19 @@ class _ConvTranspose(tf.keras.layers.Layer):
         return tf.reshape(stacked, [*self._tap_index.shape[:rank], in_channels, -1])
 
     def _transpose(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-        """The transpose convolution without bias: one stride-1 conv and a pixel shuffle."""
+        """The transpose convolution without bias."""
+        if self.rank == 3:
+            return self._transpose_stacked(inputs, kernel)
+        if self.rank == 2:
+            return _transpose_split_2d(inputs, kernel, self._plans)
+        dummy = _plan_axis(1, 1, 1, (0, 0), None)
+        y = _transpose_split_2d(
+            tf.expand_dims(inputs, 1), tf.expand_dims(kernel, 0), [dummy, *self._plans]
+        )
+        return tf.squeeze(y, 1)
+
+    def _transpose_stacked(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+        """All phase kernels stacked in one stride-1 convolution, then a pixel shuffle."""
         x = _pad_or_crop(inputs, [(p.pad_before, p.pad_after) for p in self._plans])
         y = _convolution(
             x,
@@ -401,7 +501,7 @@ class _ConvTranspose(tf.keras.layers.Layer):
             def gradient(upstream):
                 grad_out = _pad_or_crop(upstream, adjoint_pads)
                 grad_x = _convolution(grad_out, w, strides, dilation)
-                return grad_x, _conv_kernel_gradient(grad_out, w.shape, x, strides, dilation)
+                return grad_x, _conv_kernel_gradient(grad_out, tf.shape(w), x, strides, dilation)
 
             return self._transpose(x, w), gradient
 
