@@ -180,6 +180,16 @@ def test_matches_keras_oracle_outputs_and_gradients(rank, data):
     check_against_oracle(layer, x, pads, mode)
 
 
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("mode", MODES)
+def test_each_padding_mode(rank, mode):
+    """Every mode in every rank with uneven per-side padding, strides and groups."""
+    pads = ((1, 2), (2, 0), (0, 1))[:rank]
+    layer = CONVS[rank](4, 3, strides=(2, 1, 2)[:rank], padding=pads, padding_mode=mode, groups=2)
+    x = np.random.default_rng(0).normal(size=(2, *((5, 4, 3)[:rank]), 4)).astype(np.float32)
+    check_against_oracle(layer, x, pads, mode)
+
+
 @pytest.mark.parametrize(
     ("rank", "spatial", "kernel", "dilation", "padding", "mode", "groups"),
     [
