@@ -332,29 +332,9 @@ def test_synchronized_moments_equal_the_global_batch_under_mirrored_strategy():
     assert errors["unsynced_variance_error"] > 1e-3, errors
 
 
-@pytest.fixture
-def frozen_tflite(monkeypatch):
-    """Makes testing_utils convert with the weights frozen into constants.
-
-    testing_utils.to_tflite passes the model to the converter as the trackable object, which
-    keeps every variable as a TFLite resource variable (VAR_HANDLE, zero in the interpreter),
-    so a layer with weights comes out wrong. Converting the concrete function alone freezes
-    them. To be dropped once testing_utils.to_tflite does this itself."""
-
-    def to_tflite(model, batch_shape):
-        function = testing_utils.inference_function(model, batch_shape)
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        content = converter.convert()
-        assert "VAR_HANDLE" not in testing_utils.tflite_op_names(content)
-        return content
-
-    monkeypatch.setattr(testing_utils, "to_tflite", to_tflite)
-
-
 @pytest.mark.keras3_only
 @pytest.mark.parametrize("shape", [(6,), (5, 5, 3)])
-def test_tflite_and_onnx_match(shape, frozen_tflite):
+def test_tflite_and_onnx_match(shape):
     layer = BatchNorm()
     model = testing_utils.model_of(layer, shape)
     layer.set_weights(random_params(shape[-1], np.random.default_rng(9)))

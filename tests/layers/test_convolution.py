@@ -375,26 +375,6 @@ def test_bad_inputs(layer, shape, message):
         layer()(tf.zeros(shape))
 
 
-@pytest.fixture
-def frozen_tflite(monkeypatch):
-    """Converts with the weights frozen into constants.
-
-    testing_utils.to_tflite hands the model to the converter as the trackable object, which
-    keeps every weight as a TFLite resource variable (VAR_HANDLE, uninitialized in the
-    interpreter): even tf.keras.layers.Conv1D comes out as garbage. Converting the concrete
-    function alone freezes them. To be dropped once testing_utils.to_tflite does this."""
-
-    def to_tflite(model, batch_shape):
-        function = testing_utils.inference_function(model, batch_shape)
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        content = converter.convert()
-        assert "VAR_HANDLE" not in testing_utils.tflite_op_names(content)
-        return content
-
-    monkeypatch.setattr(testing_utils, "to_tflite", to_tflite)
-
-
 def _edge_model(rank):
     size = {1: 12, 2: 8, 3: 6}[rank]
     conv = CONVS[rank]
@@ -409,14 +389,14 @@ def _edge_model(rank):
 
 @pytest.mark.keras3_only
 @pytest.mark.parametrize("rank", [1, 2, 3])
-def test_edge_runtimes_match(rank, frozen_tflite):
+def test_edge_runtimes_match(rank):
     model, shape = _edge_model(rank)
     x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     testing_utils.assert_edge_runtimes_match(model, x, atol=1e-4)
 
 
 @pytest.mark.keras3_only
-def test_zero_padding_equal_to_same_is_one_tflite_conv(frozen_tflite):
+def test_zero_padding_equal_to_same_is_one_tflite_conv():
     model = testing_utils.model_of(Conv2D(6, 5, padding=2), (28, 28, 1))
     ops = testing_utils.tflite_op_names(testing_utils.to_tflite(model, (1, 28, 28, 1)))
     assert ops == {"CONV_2D"}

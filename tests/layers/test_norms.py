@@ -182,26 +182,6 @@ def test_bad_arguments_raise_value_error(make, shape, message):
         make().build(shape)
 
 
-@pytest.fixture
-def frozen_tflite(monkeypatch):
-    """Makes testing_utils convert with the weights frozen into constants.
-
-    testing_utils.to_tflite passes the model to the converter as the trackable object, which
-    keeps every variable as a TFLite resource variable (VAR_HANDLE, zero in the interpreter),
-    so a layer with weights comes out wrong. Converting the concrete function alone freezes
-    them. To be dropped once testing_utils.to_tflite does this itself."""
-
-    def to_tflite(model, batch_shape):
-        function = testing_utils.inference_function(model, batch_shape)
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        content = converter.convert()
-        assert "VAR_HANDLE" not in testing_utils.tflite_op_names(content)
-        return content
-
-    monkeypatch.setattr(testing_utils, "to_tflite", to_tflite)
-
-
 EDGE_CASES = [
     (lambda: LayerNorm(axis=(1, 2, 3)), (4, 4, 6)),
     (lambda: GroupNorm(groups=3), (4, 4, 6)),
@@ -211,7 +191,7 @@ EDGE_CASES = [
 
 @pytest.mark.keras3_only
 @pytest.mark.parametrize(("make", "shape"), EDGE_CASES, ids=["layer", "group", "instance"])
-def test_tflite_and_onnx_match(make, shape, frozen_tflite):
+def test_tflite_and_onnx_match(make, shape):
     layer = make()
     model = testing_utils.model_of(layer, shape)
     set_params([layer], np.random.default_rng(4))
