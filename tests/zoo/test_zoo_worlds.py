@@ -48,7 +48,7 @@ for name, kwargs in configs.items():
     x = np.random.RandomState(0).uniform(0, 255, (2, *model.input_shape[1:])).astype("float32")
     arrays[f"{name}/output"] = np.asarray(model(x, training=False))
 np.savez(out + ".npz", **arrays)
-json.dump({"world": tf.keras.__version__, "layout": layout}, open(out + ".json", "w"))
+json.dump({"world": tf.keras.layers.Layer.__module__, "layout": layout}, open(out + ".json", "w"))
 """
 
 
@@ -79,7 +79,7 @@ def test_models_match_across_keras_worlds(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     other = json.loads(Path(out + ".json").read_text())
-    assert other["world"].startswith("2.") == other_legacy  # tf_keras is Keras 2
+    assert other["world"].startswith("tf_keras") == other_legacy, other["world"]
     arrays = np.load(out + ".npz")
     for name, kwargs in CONFIGS.items():
         model = zoo.create_model(name, **kwargs)
