@@ -218,7 +218,10 @@ def export_model(
             source, data, mode="prune", sparsity=options.prune, epochs=max(1, qat_epochs)
         )
         model.set_weights(pruned.weights)
-        notes["pruning"] = f"magnitude pruning to {options.prune:.0%} sparsity, stripped"
+        notes["pruning"] = (
+            f"tfmot magnitude pruning to {options.prune:.0%} (kernels now "
+            f"{pruned.summary.get('sparsity', float('nan')):.1%} zeros), stripped; see gzip size"
+        )
 
     out_dir.mkdir(parents=True, exist_ok=True)
     metadata = app_metadata(source, class_names)

@@ -31,11 +31,11 @@ def table_rows(
 ) -> tuple[list[str], list[list[str]]]:
     """The header and rows of the report table, as strings."""
     classification = reference.task == "classification"
-    header = ["format", "file", "size KB", "x fp32"]
+    header = ["format", "file", "size KB", "gzip KB", "x fp32"]
     header += ["acc %", "drop pp", "agree %"] if classification else ["MSE", "PSNR dB", "drop dB"]
     header += ["max abs diff", "latency us", "no-XNNPACK us", "float ops", "status"]
     fp32 = next((r.size_bytes for r in reports if r.format == "tflite_fp32"), None)
-    keras_row = ["keras", "model.keras", _fmt(keras_size and keras_size / 1024, ".1f"), "-"]
+    keras_row = ["keras", "model.keras", _fmt(keras_size and keras_size / 1024, ".1f"), "-", "-"]
     keras_row += (
         [_fmt(reference.accuracy, ".2f"), "-", "-"]
         if classification
@@ -44,7 +44,9 @@ def table_rows(
     keras_row += ["-", "-", "-", "-", "reference"]
     rows = [keras_row]
     for r in reports:
+        gzip_size = r.notes.get("gzip_size_bytes")
         row = [r.format, r.file, _fmt(r.size_bytes / 1024, ".1f")]
+        row.append(_fmt(gzip_size and gzip_size / 1024, ".1f"))
         row.append(_fmt(fp32 and r.size_bytes / fp32, ".3f"))
         if classification:
             row += [

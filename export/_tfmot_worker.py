@@ -1,0 +1,331 @@
+"""The tf_keras side of `export.tfmot_process`: QAT and pruning with tfmot.
+
+Run only as `python -m export._tfmot_worker WORKDIR` (by `run_tfmot`): it sets
+`TF_USE_LEGACY_KERAS=1` before TensorFlow is imported, so `tf.keras` is tf_keras here. WORKDIR
+holds `spec.json`, `weights.npz` (the Keras 3 model's `get_weights()`), `data.npz`; the worker
+writes `model.tflite` (qat) or `weights_out.npz` (prune), and `summary.json`.
+
+QAT graph: the zoo model is rebuilt with `zoo.create_model`, its weights set, then copied layer
+by layer into a chain where every `BatchNorm` that follows a convolution or dense layer is
+folded into it (`w' = w * g / sqrt(v + eps)`, `b' = (b - m) * g / sqrt(v + eps) + beta`), so
+the int8 graph has no separate multiply/add between integer convolutions. Our custom layers get
+QuantizeConfigs (8-bit symmetric per-tensor kernels, 8-bit asymmetric outputs); Keras
+built-ins use tfmot's default 8-bit scheme.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+
+def _tfmot():
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot
+
+
+def _custom_classes():
+    from layers.batch_norm import BatchNorm
+
+    kernel_layers = []
+    for module, names in (
+        ("layers.convolution", ("Conv1D", "Conv2D", "Conv3D")),
+        ("layers.conv_transpose", ("ConvTranspose1D", "ConvTranspose2D", "ConvTranspose3D")),
+    ):
+        mod = __import__(module, fromlist=list(names))
+        kernel_layers += [getattr(mod, n) for n in names if hasattr(mod, n)]
+    return BatchNorm, tuple(kernel_layers)
+
+
+def _quantize_configs():
+    tfmot = _tfmot()
+    quantizers = tfmot.quantization.keras.quantizers
+
+    def weight_quantizer():
+        return quantizers.LastValueQuantizer(
+            num_bits=8, per_axis=False, symmetric=True, narrow_range=True
+        )
+
+    def output_quantizer():
+        return quantizers.MovingAverageQuantizer(
+            num_bits=8, per_axis=False, symmetric=False, narrow_range=False
+        )
+
+    class KernelQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+        """Our convolutions: fake-quantized kernel, quantized output (after the activation)."""
+
+        def get_weights_and_quantizers(self, layer):
+            return [(layer.kernel, weight_quantizer())]
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            layer.kernel = quantize_weights[0]
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+        def get_output_quantizers(self, layer):
+            return [output_quantizer()]
+
+        def get_config(self):
+            return {}
+
+    class OutputQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+        """Weight-free layers (normalization rescale, pooling, LRN, a lone BatchNorm):
+        only the output is quantized."""
+
+        def get_weights_and_quantizers(self, layer):
+            return []
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            pass
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+        def get_output_quantizers(self, layer):
+            return [output_quantizer()]
+
+        def get_config(self):
+            return {}
+
+    class NoOpQuantizeConfig(OutputQuantizeConfig):
+        """Max pooling: passes the input's scale through, no requantization."""
+
+        def get_output_quantizers(self, layer):
+            return []
+
+    return KernelQuantizeConfig, OutputQuantizeConfig, NoOpQuantizeConfig
+
+
+def _bn_fold(bn, kernel, bias, out_axis):
+    """Folds an inference-mode BatchNorm into the preceding kernel/bias."""
+    weights = {w.name.split("/")[-1].split(":")[0]: w.numpy() for w in bn.weights}
+    mean, var = weights["moving_mean"], weights["moving_variance"]
+    gamma = weights.get("gamma", np.ones_like(mean))
+    beta = weights.get("beta", np.zeros_like(mean))
+    scale = gamma / np.sqrt(var + bn.epsilon)
+    shape = [1] * kernel.ndim
+    shape[out_axis] = -1
+    kernel = kernel * scale.reshape(shape)
+    bias = (bias - mean) * scale + beta
+    return kernel.astype(np.float32), bias.astype(np.float32)
+
+
+def _chain(model):
+    """The model's layers in order, checking that each feeds only the next (a chain)."""
+    chain = [layer for layer in model.layers if not isinstance(layer, tf.keras.layers.InputLayer)]
+    for previous, layer in itertools.pairwise(chain):
+        inbound = layer._inbound_nodes[0].inbound_layers
+        inbound = inbound if isinstance(inbound, list) else [inbound]
+        if inbound != [previous]:
+            raise ValueError(
+                f"QAT supports chain models only; {layer.name} is not fed by {previous.name}"
+            )
+    return chain
+
+
+def build_qat_model(model):
+    """The folded, annotated and quantize-applied copy of `model` (see module docstring)."""
+    tfmot = _tfmot()
+    qk = tfmot.quantization.keras
+    batch_norm_cls, kernel_classes = _custom_classes()
+    kernel_config, output_config, noop_config = _quantize_configs()
+    dense = tf.keras.layers.Dense
+    builtin_ok = (
+        dense,
+        tf.keras.layers.Activation,
+        tf.keras.layers.ReLU,
+        tf.keras.layers.Flatten,
+        tf.keras.layers.Reshape,
+        tf.keras.layers.MaxPooling2D,
+        tf.keras.layers.AveragePooling2D,
+        tf.keras.layers.GlobalAveragePooling2D,
+    )
+    chain = _chain(model)
+    inputs = tf.keras.Input(model.input_shape[1:], name="input")
+    x, index = inputs, 0
+    pending_weights = []
+    while index < len(chain):
+        layer = chain[index]
+        follower = chain[index + 1] if index + 1 < len(chain) else None
+        index += 1
+        if isinstance(layer, tf.keras.layers.GaussianNoise | tf.keras.layers.Dropout):
+            continue  # identities at inference
+        config = layer.get_config()
+        weights = layer.get_weights()
+        if isinstance(layer, (*kernel_classes, dense)):
+            kernel = layer.kernel.numpy()
+            out_axis = -2 if "Transpose" in type(layer).__name__ else -1
+            filters = kernel.shape[out_axis]
+            bias = (
+                layer.bias.numpy()
+                if getattr(layer, "bias", None) is not None
+                else np.zeros(filters, np.float32)
+            )
+            if isinstance(follower, batch_norm_cls):
+                kernel, bias = _bn_fold(follower, kernel, bias, out_axis)
+                index += 1
+            config["use_bias"] = True
+            weights = [kernel, bias]
+        new = type(layer).from_config(config)
+        if isinstance(new, builtin_ok):
+            annotated = qk.quantize_annotate_layer(new)
+        elif isinstance(new, kernel_classes):
+            annotated = qk.quantize_annotate_layer(new, kernel_config())
+        elif "MaxPool" in type(new).__name__:
+            annotated = qk.quantize_annotate_layer(new, noop_config())
+        else:
+            annotated = qk.quantize_annotate_layer(new, output_config())
+        x = annotated(x)
+        pending_weights.append((new, weights))
+    for new, weights in pending_weights:
+        new.set_weights(weights)
+    folded = tf.keras.Model(inputs, x, name=f"{model.name}_qat")
+    scope = {
+        "KernelQuantizeConfig": kernel_config,
+        "OutputQuantizeConfig": output_config,
+        "NoOpQuantizeConfig": noop_config,
+        **{cls.__name__: cls for cls in (*kernel_classes, batch_norm_cls)},
+    }
+    with qk.quantize_scope(scope):
+        return qk.quantize_apply(folded), folded
+
+
+def _compile(model, task, learning_rate):
+    loss = (
+        tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if task == "classification"
+        else tf.keras.losses.MeanSquaredError()
+    )
+    model.compile(tf.keras.optimizers.Adam(learning_rate), loss)
+
+
+def _targets(task, x, y, peak):
+    return y if task == "classification" else x * (peak / 255.0)
+
+
+def _to_tflite(model, io, calibration) -> bytes:
+    spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32, name="input")
+    function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    # Ranges come from the fake-quant nodes; the converter still wants images for the few
+    # tensors QAT leaves without one (e.g. the graph input in tf_keras 2.21).
+    converter.representative_dataset = lambda: ([x[None]] for x in calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    io_type = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io]
+    converter.inference_input_type = io_type
+    converter.inference_output_type = io_type
+    return bytes(converter.convert())
+
+
+def _prunable(layer, kernel_classes):
+    """Gives our kernel layers tfmot's PrunableLayer interface (prune the kernel)."""
+    tfmot = _tfmot()
+    if isinstance(layer, kernel_classes):
+        cls = type(layer)
+        layer.__class__ = type(
+            cls.__name__,
+            (cls, tfmot.sparsity.keras.PrunableLayer),
+            {"get_prunable_weights": lambda self: [self.kernel]},
+        )
+        return True
+    return isinstance(layer, tf.keras.layers.Dense | tf.keras.layers.Conv2D)
+
+
+def run(work: Path) -> None:
+    from zoo import create_model
+
+    spec = json.loads((work / "spec.json").read_text())
+    with np.load(work / "weights.npz") as arrays:
+        weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+    with np.load(work / "data.npz") as arrays:
+        x_train, y_train = arrays["x_train"], arrays["y_train"]
+        x_calibration = arrays["x_calibration"]
+    model_spec = spec["model"]
+    model = create_model(model_spec["name"], **model_spec["kwargs"])
+    shapes = [tuple(w.shape) for w in model.get_weights()]
+    if shapes != [tuple(w.shape) for w in weights]:
+        raise ValueError(
+            f"rebuilt {model_spec['name']} has weights {shapes}, the saved model "
+            f"{[tuple(w.shape) for w in weights]}"
+        )
+    model.set_weights(weights)
+    task = model_spec["task"]
+    peak = 255.0
+    if task == "reconstruction":
+        peak = 255.0 if float(np.max(model.predict(x_train[:16], verbose=0))) > 2.0 else 1.0
+    targets = _targets(task, x_train, y_train, peak)
+    summary = {"mode": spec["mode"], "epochs": spec["epochs"], "train_samples": len(x_train)}
+    if spec["mode"] == "qat":
+        qat_model, folded = build_qat_model(model)
+        reference = model.predict(x_train[:256], verbose=0)
+        folded_out = folded.predict(x_train[:256], verbose=0)
+        summary["fold_max_abs_diff"] = float(np.max(np.abs(reference - folded_out)))
+        _compile(qat_model, task, spec["learning_rate"])
+        history = qat_model.fit(
+            x_train, targets, batch_size=spec["batch_size"], epochs=spec["epochs"], verbose=0
+        )
+        summary["loss"] = [float(v) for v in history.history["loss"]]
+        (work / "model.tflite").write_bytes(_to_tflite(qat_model, spec["io"], x_calibration))
+    else:
+        tfmot = _tfmot()
+        sparsity = tfmot.sparsity.keras
+        _, kernel_classes = _custom_classes()
+        steps = max(1, spec["epochs"] * int(np.ceil(len(x_train) / spec["batch_size"])))
+        schedule = sparsity.PolynomialDecay(
+            initial_sparsity=0.0,
+            final_sparsity=spec["sparsity"],
+            begin_step=0,
+            end_step=max(1, int(steps * 0.7)),
+            frequency=max(1, steps // 20),
+        )
+
+        def clone(layer):
+            if _prunable(layer, kernel_classes):
+                return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
+            return layer
+
+        pruned = tf.keras.models.clone_model(model, clone_function=clone)
+        _compile(pruned, task, spec["learning_rate"])
+        pruned.fit(
+            x_train,
+            targets,
+            batch_size=spec["batch_size"],
+            epochs=spec["epochs"],
+            verbose=0,
+            callbacks=[sparsity.UpdatePruningStep()],
+        )
+        stripped = sparsity.strip_pruning(pruned)
+        out = stripped.get_weights()
+        kernels = [w for w in out if w.ndim >= 2]
+        summary["sparsity"] = float(
+            sum(int((k == 0).sum()) for k in kernels) / max(1, sum(k.size for k in kernels))
+        )
+        np.savez(work / "weights_out.npz", *out)
+    (work / "summary.json").write_text(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    try:
+        run(Path(sys.argv[1]))
+    except Exception as error:  # one line for the parent process
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        sys.exit(1)
