@@ -47,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.name is None:
         for name in list_models():
             info = get_model_info(name)
-            print(f"{name:24s} {info.task:15s} {info.input_shape}  {info.paper.split('.')[0]}")
+            shape = "x".join(map(str, info.input_shape))
+            print(f"{name:22s} {info.task:15s} {shape:10s} {info.paper[:60]}...")
         return 0
     try:
         model = create_model(args.name, num_classes=args.num_classes, input_shape=args.input_shape)

@@ -209,7 +209,10 @@ def build_alexnet(
         if initialization == "paper"
         else "glorot_uniform"
     )
-    outputs = tf.keras.layers.Dense(num_classes, kernel_initializer=kernel_init, name="fc8")(x)
+    # float32 logits under mixed precision (Keras's advice for a numerically stable loss).
+    outputs = tf.keras.layers.Dense(
+        num_classes, kernel_initializer=kernel_init, dtype="float32", name="fc8"
+    )(x)
     return tf.keras.Model(inputs, outputs, name=name)
 
 

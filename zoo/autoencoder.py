@@ -113,7 +113,10 @@ def conv_autoencoder(
     x = Conv2D(filters[2], 3, strides=2, padding=1, activation="relu", name="enc3")(x)
     x = ConvTranspose2D(filters[1], 4, strides=2, padding=1, activation="relu", name="dec1")(x)
     x = ConvTranspose2D(filters[0], 4, strides=2, padding=1, activation="relu", name="dec2")(x)
-    outputs = Conv2D(channels, 3, padding=1, activation="sigmoid", name="output")(x)
+    # The output layers stay float32 under mixed precision (Keras's advice).
+    outputs = Conv2D(channels, 3, padding=1, activation="sigmoid", dtype="float32", name="output")(
+        x
+    )
     if output_range == "pixels":
-        outputs = tf.keras.layers.Rescaling(255.0, name="to_pixels")(outputs)
+        outputs = tf.keras.layers.Rescaling(255.0, dtype="float32", name="to_pixels")(outputs)
     return tf.keras.Model(inputs, outputs, name=name)

@@ -18,6 +18,9 @@ unpadded C1. Both are accepted: `conv1_padding=None` pads C1 so that the input i
 least 32x32 (2 for 28x28, 0 for 32x32), giving the same 28x28x6 maps and the same 61,706
 parameters either way. Other sizes work too; the classifier's input follows the feature map.
 
+Under a mixed-precision policy the logits layer stays float32 (Keras's advice for a stable
+loss); every other layer follows the policy.
+
 Deliberate simplifications of the paper, as in the lecture: plain `tanh` (the paper scales it,
 1.7159 tanh(2x/3)), average pooling without the paper's trainable coefficient and bias, C3
 connected to all 6 maps (the paper's sparse connection table has 60 of the 96 kernels), and a
@@ -116,7 +119,7 @@ def lenet5(
     x = tf.keras.layers.Flatten(name="flatten")(x)
     x = tf.keras.layers.Dense(120, activation=activation, name="fc1")(x)
     x = tf.keras.layers.Dense(84, activation=activation, name="fc2")(x)
-    outputs = tf.keras.layers.Dense(num_classes, name="fc3")(x)
+    outputs = tf.keras.layers.Dense(num_classes, dtype="float32", name="fc3")(x)
     return tf.keras.Model(inputs, outputs, name=name)
 
 
@@ -178,5 +181,5 @@ def lenet5_modern(
         x = tf.keras.layers.Activation("relu", name=f"relu{index + 2}")(x)
         if dropout_rate > 0:
             x = tf.keras.layers.Dropout(dropout_rate, name=f"drop{index}")(x)
-    outputs = tf.keras.layers.Dense(num_classes, name="fc3")(x)
+    outputs = tf.keras.layers.Dense(num_classes, dtype="float32", name="fc3")(x)
     return tf.keras.Model(inputs, outputs, name=name)

@@ -157,7 +157,7 @@ def get_model_info(name: str) -> ModelInfo:
     """The `ModelInfo` of `name`; `ValueError` listing the known names if there is none."""
     if name not in _REGISTRY:
         known = list_models()
-        close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"Unknown model {name!r}.{hint} Known models: {', '.join(known)}.")
     return _REGISTRY[name]

@@ -95,3 +95,25 @@ def test_models_take_raw_pixels_and_return_logits():
     assert logits.shape == (3, 10)
     # Logits, not probabilities: rows do not sum to one and can be negative.
     assert not np.allclose(logits.sum(axis=1), 1.0) and (logits < 0).any()
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("lenet5_modern", {}),
+        ("conv_autoencoder", {}),
+        ("alexnet_bn", {"input_shape": (64, 64, 3), "num_classes": 10, "fc_units": 32}),
+    ],
+)
+def test_mixed_precision_keeps_float32_outputs(name, kwargs):
+    tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = zoo.create_model(name, **kwargs)
+        x = np.random.uniform(0, 255, (2, *model.input_shape[1:])).astype(np.float32)
+        y = model(x, training=True)
+        assert y.dtype == tf.float32
+        assert np.isfinite(np.asarray(y)).all()
+        hidden = model.get_layer("enc2" if name == "conv_autoencoder" else "conv2")
+        assert hidden.compute_dtype == "float16"
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")
