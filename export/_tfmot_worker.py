@@ -208,6 +208,44 @@ def build_qat_model(model):
         return qk.quantize_apply(folded), folded
 
 
+def init_activation_ranges(qat_model, folded, images) -> int:
+    """Sets every activation range of the QAT model to the float model's observed range.
+
+    tfmot's MovingAverageQuantizer starts at [-6, 6] and moves with decay 0.999, so a short
+    fine-tuning (one epoch of a few hundred images) would leave logits and pixel-scale
+    outputs clipped. Starting from the calibration images' min/max (widened to include 0,
+    as TFLite requires) makes QAT start where post-training quantization ends.
+
+    Returns:
+        How many range pairs were set.
+    """
+    layers = [layer for layer in folded.layers if not isinstance(layer, tf.keras.layers.InputLayer)]
+    probe = tf.keras.Model(folded.inputs, [layer.output for layer in layers])
+    outputs = probe.predict(images, batch_size=64, verbose=0)
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    ranges = {
+        getattr(layer, "layer", layer).name: (
+            min(float(np.min(y)), 0.0),
+            max(float(np.max(y)), 0.0),
+        )
+        for layer, y in zip(layers, outputs, strict=True)
+    }
+    count = 0
+    for wrapper in qat_model.layers:
+        inner = getattr(wrapper, "layer", None)
+        if inner is None or inner.name not in ranges:
+            continue
+        low, high = ranges[inner.name]
+        for variable in wrapper.non_trainable_weights:
+            leaf = variable.name.split("/")[-1].split(":")[0]
+            if leaf in ("output_min", "post_activation_min"):
+                variable.assign(low)
+                count += 1
+            elif leaf in ("output_max", "post_activation_max"):
+                variable.assign(high)
+    return count
+
+
 def _compile(model, task, learning_rate):
     loss = (
         tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -279,6 +317,7 @@ def run(work: Path) -> None:
         reference = model.predict(x_train[:256], verbose=0)
         folded_out = folded.predict(x_train[:256], verbose=0)
         summary["fold_max_abs_diff"] = float(np.max(np.abs(reference - folded_out)))
+        summary["ranges_initialized"] = init_activation_ranges(qat_model, folded, x_calibration)
         _compile(qat_model, task, spec["learning_rate"])
         history = qat_model.fit(
             x_train, targets, batch_size=spec["batch_size"], epochs=spec["epochs"], verbose=0

@@ -200,3 +200,55 @@ def test_a_broken_file_fails_verification(tmp_path, lenet_run, data):
     path.write_bytes(bytes(content[: len(content) // 2]))
     broken = verify_file(path, FORMATS["tflite_fp32"], reference, latency_runs=5)
     assert not broken.passed and broken.failure
+
+
+@pytest.fixture(scope="module")
+def train_data():
+    return load_export_data(
+        "fashion_mnist", (28, 28, 1), calibration_samples=64, test_samples=300, train_samples=300
+    )
+
+
+def test_qat_int8_folds_batchnorm_and_keeps_accuracy(tmp_path, lenet_run, train_data):
+    source = load_source(lenet_run)
+    options = ExportOptions(
+        formats=resolve_formats("tflite_int8"),
+        out_dir=tmp_path,
+        io="int8",
+        qat_epochs=1,
+        latency_runs=5,
+        progress=False,
+    )
+    result = export_model(source, options, data=train_data)
+    assert [r.format for r in result.reports] == ["tflite_int8", "tflite_qat_int8"]
+    qat = result.reports[1]
+    assert qat.passed, qat.failure
+    assert qat.accuracy_drop_pp <= 1.0 and qat.float_ops == []
+    content = result.files["tflite_qat_int8"].read_bytes()
+    ops = tflite_op_names(content)
+    # BatchNorm folded into the convolutions: no DEQUANTIZE, no float anywhere.
+    assert "DEQUANTIZE" not in ops and ops.count("CONV_2D") == 2
+    runner = TFLiteRunner(content)
+    assert np.dtype(runner.input["dtype"]) == np.int8
+    assert "f" not in {np.dtype(t["dtype"]).kind for t in runner.interpreter.get_tensor_details()}
+    assert read_tflite_metadata(content)["format"] == "tflite_qat_int8"
+
+
+def test_pruning_sparsifies_and_reports_compressed_size(tmp_path, lenet_run, train_data):
+    source = load_source(lenet_run)
+    options = ExportOptions(
+        formats=resolve_formats("tflite_fp32"),
+        out_dir=tmp_path,
+        prune=0.5,
+        latency_runs=5,
+        progress=False,
+    )
+    result = export_model(source, options, data=train_data)
+    (report,) = result.reports
+    assert report.passed, report.failure
+    kernels = [w for w in source.model.get_weights() if w.ndim >= 2]
+    zeros = sum(int((k == 0).sum()) for k in kernels) / sum(k.size for k in kernels)
+    assert zeros >= 0.45
+    assert "pruning" in report.notes
+    assert report.notes["gzip_size_bytes"] < 0.8 * report.size_bytes
+    assert "gzip KB" in (tmp_path / "report.md").read_text()
