@@ -157,6 +157,7 @@ class RunRecorder(tf.keras.callbacks.Callback):
         mode: str,
         images_per_epoch: int,
         write: bool = True,
+        export_model: tf.keras.Model | None = None,
     ):
         super().__init__()
         self.run_dir = run_dir
@@ -164,6 +165,9 @@ class RunRecorder(tf.keras.callbacks.Callback):
         self.mode = mode
         self.images_per_epoch = images_per_epoch
         self.write = write
+        # Under mixed precision the best weights are saved in a float32 twin, so model.keras
+        # is a plain float32 model for export whatever policy trained it.
+        self.export_model = export_model
         self.rows: list[dict[str, float]] = artifacts.read_history(run_dir / "history.csv")
         self.best: float | None = None
         self.best_epoch: int | None = None
@@ -217,7 +221,11 @@ class RunRecorder(tf.keras.callbacks.Callback):
         elif self._better(row.get(self.monitor, float("nan"))):
             self.best, self.best_epoch = row[self.monitor], epoch
             self.best_weights = [np.copy(w) for w in self.model.get_weights()]
-            artifacts.atomic_save_model(self.model, self.run_dir / "model.keras")
+            target = self.model
+            if self.export_model is not None:
+                self.export_model.set_weights(self.best_weights)
+                target = self.export_model
+            artifacts.atomic_save_model(target, self.run_dir / "model.keras")
         if self.write:
             artifacts.write_history(self.run_dir / "history.csv", self.rows)
 
@@ -519,10 +527,11 @@ def _train(c, cfg, info, strategy, run_dir: Path, state, extra_callbacks, chief)
     overrides: dict[str, Any] = {}
     if task == "reconstruction" and c.noise_std is not None:
         overrides["noise_stddev"] = c.noise_std
+    num_outputs = data.num_classes if task == "classification" else info.num_classes
     with strategy.scope():
         model = _build_model(
             c.model,
-            data.num_classes if task == "classification" else info.num_classes,
+            num_outputs,
             input_override,
             overrides,
             c.sync_bn,
@@ -544,10 +553,21 @@ def _train(c, cfg, info, strategy, run_dir: Path, state, extra_callbacks, chief)
             jit_compile=bool(c.xla),
             steps_per_execution=spe,
         )
-        model.build((None, *target_shape)) if not model.built else None
+        if not model.built:
+            model.build((None, *target_shape))
 
     monitor, mode = ("val_accuracy", "max") if task == "classification" else ("val_loss", "min")
-    recorder = RunRecorder(run_dir, monitor, mode, steps_per_epoch * batch)
+    export_model = None
+    if c.mixed_precision != "off":
+        policy = tf.keras.mixed_precision.global_policy()
+        tf.keras.mixed_precision.set_global_policy("float32")
+        try:
+            export_model = _build_model(c.model, num_outputs, input_override, overrides, False)
+        finally:
+            tf.keras.mixed_precision.set_global_policy(policy)
+    recorder = RunRecorder(
+        run_dir, monitor, mode, steps_per_epoch * batch, export_model=export_model
+    )
     callbacks: list[tf.keras.callbacks.Callback] = [tf.keras.callbacks.TerminateOnNaN(), recorder]
     if c.early_stopping:
         callbacks.append(

@@ -141,6 +141,26 @@ def test_nan_loss_stops_and_keeps_the_best_model(tmp_path, capsys):
     assert (run_dir / "model.keras").is_file()
 
 
+def test_mixed_precision_trains_and_saves_a_float32_model(tmp_path):
+    run_dir = tmp_path / "run"
+    result = train(
+        **dict(SMALL, model="lenet5_modern"),
+        epochs=1,
+        run_dir=str(run_dir),
+        mixed_precision="bfloat16",
+        label_smoothing=0.1,
+        optimizer="sgd",
+        schedule="step",
+        step_epochs=1,
+    )
+    assert result.status == "completed" and result.metrics["mixed_precision"] == "bfloat16"
+    assert tf.keras.mixed_precision.global_policy().name == "float32"  # restored
+    import zoo  # noqa: F401
+
+    model = tf.keras.models.load_model(run_dir / "model.keras", compile=False)
+    assert all(layer.compute_dtype == "float32" for layer in model.layers)
+
+
 def _cli(*args: str, env: dict | None = None, timeout: int = 240) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "training", *args],

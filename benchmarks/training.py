@@ -1,0 +1,281 @@
+"""Training speed and accuracy: our LeNet-5 defaults against naive Keras, measured side by side.
+
+Throughput rows (images per second of `fit`, on the same Fashion-MNIST training subset, in
+one process, the contenders interleaved epoch by epoch after one warm-up epoch each; the
+median epoch is reported):
+
+- ours: `create_model("lenet5")` with the defaults of `python -m training` (the tf.data
+  pipeline with the default `light` augmentation, batch 256, steps_per_execution 32, the
+  default optimizer and schedule, XLA as configured per model).
+- naive Keras twin: the same architecture from Keras built-in layers (Conv2D, AveragePooling2D,
+  Dense), `fit` on NumPy arrays, batch 128, steps_per_execution 1, no XLA, no augmentation.
+  Target: ours >= 2.0x its images/s.
+- built-in twin, our settings: the built-in twin trained exactly like ours (same pipeline,
+  batch, optimizer, steps per execution). Target: our time per epoch <= 1.10x its time (the
+  from-scratch layers cost at most 10 %).
+- the augmenting input pipeline alone (iterated, no model) against what the model consumes
+  (ours). Target: >= 5x, so the input never starves training.
+
+Accuracy rows (not in `--quick`): `train(model=..., epochs=15)` on the full data set, the
+defaults otherwise; test accuracy of the best-on-validation model. Targets: LeNet-5 modern
+>= 92.0 %, LeNet-5 faithful >= 90.0 %.
+
+Run: `python -m benchmarks.training [--quick]`. Writes `benchmarks/results/training.md` and
+`.json` (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import tensorflow as tf
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+COLUMNS = ("benchmark", "ours", "baseline", "ratio", "target", "pass", "notes")
+
+
+class _EpochTimer(tf.keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.times: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._t0)
+
+
+def _builtin_lenet5(num_classes: int = 10) -> tf.keras.Model:
+    """LeNet-5 as in `zoo.lenet.lenet5` (61,706 parameters), from Keras built-in layers."""
+    from zoo.lenet import FASHION_MNIST_MEAN, FASHION_MNIST_STD
+
+    mean, std = FASHION_MNIST_MEAN[0], FASHION_MNIST_STD[0]
+    layers = tf.keras.layers
+    inputs = tf.keras.Input((28, 28, 1))
+    x = layers.Rescaling(1 / (255 * std), offset=-mean / std)(inputs)
+    x = layers.Conv2D(6, 5, padding="same", activation="tanh")(x)
+    x = layers.AveragePooling2D(2)(x)
+    x = layers.Conv2D(16, 5, activation="tanh")(x)
+    x = layers.AveragePooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(120, activation="tanh")(x)
+    x = layers.Dense(84, activation="tanh")(x)
+    return tf.keras.Model(inputs, layers.Dense(num_classes)(x), name="keras_lenet5")
+
+
+def _our_setup(model: tf.keras.Model, x: np.ndarray, y: np.ndarray):
+    """Compiles `model` and builds the dataset exactly as `train()` does with the defaults."""
+    from training.augment import build_augmenter, resolve_augment
+    from training.config import TrainConfig, resolve_config
+    from training.pipeline import make_dataset
+    from training.trainer import _optimizer
+
+    c = resolve_config(TrainConfig())
+    steps = len(x) // c.batch_size
+    ds = make_dataset(
+        x,
+        y,
+        c.batch_size,
+        training=True,
+        augmenter=build_augmenter(resolve_augment(c.augment, c.dataset), True, seed=0),
+        seed=0,
+    )
+    model.compile(
+        optimizer=_optimizer(c, steps),
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=bool(c.xla),
+        steps_per_execution=min(32, steps),
+    )
+    return ds, c
+
+
+def _throughput_rows(quick: bool) -> list[dict]:
+    from training.data import load_dataset
+    from zoo import create_model
+
+    n = 6400 if quick else 12800
+    repeats = 3 if quick else 7
+    data = load_dataset("fashion_mnist").subset(n, 10, seed=0)
+    x, y = data.x_train, data.y_train
+
+    tf.keras.utils.set_random_seed(0)
+    ours = create_model("lenet5", num_classes=10)
+    ours_ds, c = _our_setup(ours, x, y)
+    twin = _builtin_lenet5()
+    twin_ds, _ = _our_setup(twin, x, y)
+    naive = _builtin_lenet5()
+    naive.compile(
+        optimizer="adam",
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=False,
+    )
+    x_float = x.astype(np.float32)
+    images_ours = (n // c.batch_size) * c.batch_size
+
+    def fit_ours():
+        t = _EpochTimer()
+        ours.fit(ours_ds, epochs=1, verbose=0, callbacks=[t])
+        return t.times[0]
+
+    def fit_twin():
+        t = _EpochTimer()
+        twin.fit(twin_ds, epochs=1, verbose=0, callbacks=[t])
+        return t.times[0]
+
+    def fit_naive():
+        t = _EpochTimer()
+        naive.fit(x_float, y, batch_size=128, epochs=1, verbose=0, callbacks=[t], shuffle=True)
+        return t.times[0]
+
+    def pipeline_only():
+        start = time.perf_counter()
+        for _ in ours_ds:
+            pass
+        return time.perf_counter() - start
+
+    contenders = {
+        "ours": fit_ours,
+        "naive": fit_naive,
+        "twin": fit_twin,
+        "pipeline": pipeline_only,
+    }
+    for fn in contenders.values():  # warm-up: tracing, caches
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    names = list(contenders)
+    for r in range(repeats):
+        order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
+        for name in order:
+            times[name].append(contenders[name]())
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ips = {
+        "ours": images_ours / med["ours"],
+        "naive": n / med["naive"],
+        "twin": images_ours / med["twin"],
+        "pipeline": images_ours / med["pipeline"],
+    }
+    settings = (
+        f"batch {c.batch_size}, spe 32, xla {c.xla}, augment light, {c.optimizer}; "
+        f"{n} images, median of {repeats}"
+    )
+    rows = [
+        {
+            "benchmark": "LeNet-5 training images/s: ours (defaults) vs naive Keras twin",
+            "ours": round(ips["ours"]),
+            "baseline": round(ips["naive"]),
+            "ratio": round(ips["ours"] / ips["naive"], 2),
+            "target": ">= 2.0x",
+            "pass": ips["ours"] / ips["naive"] >= 2.0,
+            "notes": settings + "; naive: batch 128, spe 1, no XLA, NumPy input, no augmentation",
+        },
+        {
+            "benchmark": "LeNet-5 epoch time: our layers vs Keras built-in layers, our settings",
+            "ours": round(med["ours"], 3),
+            "baseline": round(med["twin"], 3),
+            "ratio": round(med["ours"] / med["twin"], 2),
+            "target": "<= 1.10x",
+            "pass": med["ours"] / med["twin"] <= 1.10,
+            "notes": "seconds per epoch; " + settings,
+        },
+        {
+            "benchmark": "augmenting input pipeline alone vs model consumption (images/s)",
+            "ours": round(ips["pipeline"]),
+            "baseline": round(ips["ours"]),
+            "ratio": round(ips["pipeline"] / ips["ours"], 2),
+            "target": ">= 5x",
+            "pass": ips["pipeline"] / ips["ours"] >= 5.0,
+            "notes": "pipeline: cache, shuffle, batch 256, light augmentation, prefetch",
+        },
+    ]
+    return rows
+
+
+def _accuracy_rows() -> list[dict]:
+    from training.trainer import train
+
+    rows = []
+    for model, target in (("lenet5_modern", 0.92), ("lenet5", 0.90)):
+        with tempfile.TemporaryDirectory(prefix=f"bench-{model}-") as tmp:
+            start = time.perf_counter()
+            result = train(model=model, dataset="fashion_mnist", epochs=15, run_dir=tmp, verbose=2)
+            wall = time.perf_counter() - start
+        acc = result.metrics["test_accuracy"]
+        rows.append(
+            {
+                "benchmark": f"{model} Fashion-MNIST test accuracy within 15 epochs",
+                "ours": round(acc, 4),
+                "baseline": None,
+                "ratio": None,
+                "target": f">= {target:.3f}",
+                "pass": acc >= target,
+                "notes": (
+                    f"{result.metrics['epochs_run']} epochs ({result.status}), best epoch "
+                    f"{result.metrics['best_epoch']}, wall {wall:.0f} s, "
+                    f"{result.metrics['images_per_second']:.0f} images/s, defaults otherwise"
+                ),
+            }
+        )
+    return rows
+
+
+def run(quick: bool = False) -> list[dict]:
+    """Runs the benchmarks; returns one dict per row (keys: `COLUMNS`)."""
+    rows = _throughput_rows(quick)
+    if not quick:
+        rows += _accuracy_rows()
+    return rows
+
+
+def _markdown(rows: list[dict], quick: bool) -> str:
+    lines = [
+        "# Training benchmarks" + (" (quick)" if quick else ""),
+        "",
+        f"CPU cores: {os.cpu_count()}, TensorFlow {tf.__version__}. Throughput: contenders "
+        "interleaved in one process, median epoch.",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    for row in rows:
+        lines.append(
+            "| " + " | ".join("" if row[k] is None else str(row[k]) for k in COLUMNS) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.training")
+    parser.add_argument("--quick", action="store_true", help="smaller runs, no accuracy rows")
+    args = parser.parse_args(argv)
+    rows = run(quick=args.quick)
+    text = _markdown(rows, args.quick)
+    print(text)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    _write_atomic(RESULTS_DIR / "training.md", text)
+    _write_atomic(
+        RESULTS_DIR / "training.json", json.dumps({"quick": args.quick, "rows": rows}, indent=2)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
