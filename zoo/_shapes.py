@@ -54,7 +54,7 @@ def minimum_input_size(stages: Sequence[Stage], limit: int = 4096) -> int:
 
 
 def check_input_size(
-    model_name: str, input_shape: Sequence[int], stages: Sequence[Stage]
+    model_name: str, input_shape: Sequence[int], stages: Sequence[Stage], hint: str = ""
 ) -> list[tuple[int, int]]:
     """Raises `ValueError` naming the input size and the minimum if the stages run out of
     pixels; returns the (height, width) after each stage otherwise."""
@@ -65,6 +65,6 @@ def check_input_size(
             minimum = minimum_input_size(stages)
             raise ValueError(
                 f"Input {height}x{width} is too small for '{model_name}': the minimum is "
-                f"{minimum}x{minimum} (the feature map vanishes at '{stage.name}')."
+                f"{minimum}x{minimum} (the feature map vanishes at '{stage.name}').{hint}"
             )
     return list(zip(heights, widths, strict=True))

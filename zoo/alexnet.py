@@ -167,7 +167,12 @@ def build_alexnet(
         raise ValueError(f"`fc_units` must be a positive integer, got {fc_units!r}.")
     size = _resize_size(resize_to)
     network_input = input_shape if size is None else (*size, input_shape[-1])
-    check_input_size(name, network_input, alexnet_stages(pool_ceil_mode))
+    check_input_size(
+        name,
+        network_input,
+        alexnet_stages(pool_ceil_mode),
+        hint=" Resize the images, or pass resize_to=64 to resize inside the model.",
+    )
 
     inputs = tf.keras.Input(shape=input_shape, name="image")
     x = normalization_layer(mean, std, input_shape[-1])(inputs)

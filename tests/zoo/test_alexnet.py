@@ -102,7 +102,9 @@ def test_too_small_input_names_the_size_and_the_minimum(name):
         ValueError, match=rf"Input 54x70 is too small for '{name}'.*minimum is 55x55"
     ):
         zoo.create_model(name, input_shape=(54, 70, 3))
-    with pytest.raises(ValueError, match=r"Input 28x28 is too small.*minimum is 55x55"):
+    with pytest.raises(
+        ValueError, match=r"Input 28x28 is too small.*minimum is 55x55.*resize_to=64"
+    ):
         zoo.create_model(name, input_shape=(28, 28, 1), num_classes=10)
 
 
