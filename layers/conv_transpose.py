@@ -51,9 +51,8 @@ gradients flow to `kernel` and a converter folds them into constants.
 The gradient uses the adjoint identity instead of differentiating the decomposition: with
 respect to the input it is the strided convolution of the output gradient with `kernel` (whose
 layout `(*kernel_size, filters, in_channels)` is a convolution kernel's), with respect to the
-kernel that convolution's kernel gradient against the input. (TensorFlow's strided convolutions
-have no dilation, so for stride > 1 combined with dilation > 1 the decomposition is
-differentiated.) Every op of the forward pass (PAD, CONV_2D / CONV_3D, GATHER, TRANSPOSE, PACK,
+kernel that convolution's kernel gradient against the input. (TensorFlow's CPU kernel gradient
+has no dilation, so with dilation > 1 the decomposition is differentiated.) Every op of the forward pass (PAD, CONV_2D / CONV_3D, GATHER, TRANSPOSE, PACK,
 RESHAPE, STRIDED_SLICE) is a TFLite built-in and exports to ONNX.
 
 Dilation follows the framework convention: `dilation=1` is a plain kernel, `dilation=2` leaves
@@ -234,12 +233,43 @@ def _phases_to_space(y: tf.Tensor, strides: Sequence[int], filters: int) -> tf.T
     return y
 
 
+def _split_pads(
+    pads: Sequence[tuple[int, int]],
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Splits padding amounts into the crops (the negative parts) and the pads (the rest)."""
+    crops = [(min(b, 0), min(a, 0)) for b, a in pads]
+    return crops, [(max(b, 0), max(a, 0)) for b, a in pads]
+
+
 def _convolution(
-    x: tf.Tensor, kernel: tf.Tensor, strides: Sequence[int], dilation: Sequence[int]
+    x: tf.Tensor,
+    kernel: tf.Tensor,
+    strides: Sequence[int],
+    dilation: Sequence[int],
+    pads: Sequence[tuple[int, int]],
 ) -> tf.Tensor:
-    """`VALID` convolution; 3D calls `conv3d` with an explicit layout, since the one reached
-    through `tf.nn.convolution` records no `data_format` and cannot be differentiated eagerly."""
-    if len(strides) == 3:
+    """Convolution of `x` zero-padded by `pads` (`(before, after)` >= 0 per spatial dim).
+
+    1D runs as 2D; undilated 2D pads inside `conv2d` (explicit padding: no padded copy of `x`);
+    3D calls `conv3d` with an explicit layout, since the one reached through
+    `tf.nn.convolution` records no `data_format` and cannot be differentiated eagerly.
+    """
+    rank = len(strides)
+    if rank == 1:
+        y = _convolution(
+            tf.expand_dims(x, 1),
+            tf.expand_dims(kernel, 0),
+            (1, *strides),
+            (1, *dilation),
+            [(0, 0), *pads],
+        )
+        return tf.squeeze(y, 1)
+    if rank == 2 and all(d == 1 for d in dilation):
+        explicit = [[0, 0], *[[b, a] for b, a in pads], [0, 0]]
+        padding = explicit if any(map(any, explicit)) else "VALID"
+        return tf.nn.conv2d(x, kernel, strides=[1, *strides, 1], padding=padding)
+    x = _pad_or_crop(x, pads)
+    if rank == 3:
         return tf.nn.conv3d(
             x,
             kernel,
@@ -248,6 +278,7 @@ def _convolution(
             data_format="NDHWC",
             dilations=[1, *dilation, 1],
         )
+    # tf.nn.convolution differentiates dilated convolutions on CPU (space-to-batch).
     return tf.nn.convolution(x, kernel, strides=strides, padding="VALID", dilations=dilation)
 
 
@@ -257,28 +288,36 @@ def _conv_kernel_gradient(
     out_grad: tf.Tensor,
     strides: Sequence[int],
     dilation: Sequence[int],
+    pads: Sequence[tuple[int, int]],
 ) -> tf.Tensor:
-    """Gradient of `convolution(inputs, kernel, strides, "VALID", dilation)` with respect to
-    the kernel, given the gradient `out_grad` of its output."""
-    if len(strides) == 1:
+    """Gradient of `_convolution(inputs, kernel, strides, dilation, pads)` with respect to the
+    kernel, given the gradient `out_grad` of its output."""
+    rank = len(strides)
+    if rank == 1:
         kernel = _conv_kernel_gradient(
             tf.expand_dims(inputs, 1),
             tf.concat([[1], kernel_shape], axis=0),
             tf.expand_dims(out_grad, 1),
             (1, *strides),
             (1, *dilation),
+            [(0, 0), *pads],
         )
         return tf.squeeze(kernel, 0)
-    backprop = (
-        tf.raw_ops.Conv2DBackpropFilter if len(strides) == 2 else tf.raw_ops.Conv3DBackpropFilterV2
-    )
-    return backprop(
-        input=inputs,
-        filter_sizes=kernel_shape,
-        out_backprop=out_grad,
-        strides=[1, *strides, 1],
-        padding="VALID",
-        dilations=[1, *dilation, 1],
+    explicit = [0, 0, *[v for pair in pads for v in pair], 0, 0]
+    common = {
+        "filter_sizes": kernel_shape,
+        "out_backprop": out_grad,
+        "strides": [1, *strides, 1],
+        "dilations": [1, *dilation, 1],
+    }
+    if rank == 2:
+        if any(explicit):
+            return tf.raw_ops.Conv2DBackpropFilter(
+                input=inputs, padding="EXPLICIT", explicit_paddings=explicit, **common
+            )
+        return tf.raw_ops.Conv2DBackpropFilter(input=inputs, padding="VALID", **common)
+    return tf.raw_ops.Conv3DBackpropFilterV2(
+        input=_pad_or_crop(inputs, pads), padding="VALID", **common
     )
 
 
@@ -291,7 +330,7 @@ def _transpose_split_2d(x: tf.Tensor, kernel: tf.Tensor, plans: Sequence[_AxisPl
     """
     plan_h, plan_w = plans
     padded = tf.pad(kernel, [[0, 1], [0, 1], [0, 0], [0, 0]])  # index k: a zero tap
-    dilations = [1, plan_h.conv_dilation, plan_w.conv_dilation, 1]
+    dilation = (plan_h.conv_dilation, plan_w.conv_dilation)
     rows = []
     for phase_h in plan_h.phases:
         by_rows = tf.gather(padded, phase_h.taps, axis=0)
@@ -302,20 +341,8 @@ def _transpose_split_2d(x: tf.Tensor, kernel: tf.Tensor, plans: Sequence[_AxisPl
                 (phase_h.pad_before, phase_h.pad_after),
                 (phase_w.pad_before, phase_w.pad_after),
             ]
-            if dilations == [1, 1, 1, 1]:
-                # Explicit padding inside the convolution: no padded copy of the input.
-                source = _pad_or_crop(x, [(min(b, 0), min(a, 0)) for b, a in pads])
-                explicit = [[0, 0], *[[max(b, 0), max(a, 0)] for b, a in pads], [0, 0]]
-                y = tf.nn.conv2d(
-                    source,
-                    phase_kernel,
-                    strides=1,
-                    padding=explicit if any(map(any, explicit)) else "VALID",
-                )
-            else:  # tf.nn.convolution can differentiate dilated convolutions on CPU
-                y = tf.nn.convolution(
-                    _pad_or_crop(x, pads), phase_kernel, padding="VALID", dilations=dilations[1:3]
-                )
+            crops, positive = _split_pads(pads)
+            y = _convolution(_pad_or_crop(x, crops), phase_kernel, (1, 1), dilation, positive)
             cols.append(y)
         rows.append(_interleave(cols, axis=2))
     y = _interleave(rows, axis=1)
@@ -480,12 +507,13 @@ class _ConvTranspose(tf.keras.layers.Layer):
 
     def _transpose_stacked(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
         """All phase kernels stacked in one stride-1 convolution, then a pixel shuffle."""
-        x = _pad_or_crop(inputs, [(p.pad_before, p.pad_after) for p in self._plans])
+        crops, pads = _split_pads([(p.pad_before, p.pad_after) for p in self._plans])
         y = _convolution(
-            x,
+            _pad_or_crop(inputs, crops),
             self._stacked_phase_kernel(kernel),
             strides=(1,) * self.rank,
             dilation=[p.conv_dilation for p in self._plans],
+            pads=pads,
         )
         y = _phases_to_space(y, self.strides, self.filters)
         if any(p.crop_before or p.crop_after for p in self._plans):
@@ -508,9 +536,11 @@ class _ConvTranspose(tf.keras.layers.Layer):
         @tf.custom_gradient
         def transpose(x, w):
             def gradient(upstream):
-                grad_out = _pad_or_crop(upstream, adjoint_pads)
-                grad_x = _convolution(grad_out, w, strides, dilation)
-                return grad_x, _conv_kernel_gradient(grad_out, tf.shape(w), x, strides, dilation)
+                crops, pads = _split_pads(adjoint_pads)
+                upstream = _pad_or_crop(upstream, crops)
+                grad_x = _convolution(upstream, w, strides, dilation, pads)
+                grad_w = _conv_kernel_gradient(upstream, tf.shape(w), x, strides, dilation, pads)
+                return grad_x, grad_w
 
             return self._transpose(x, w), gradient
 
@@ -518,8 +548,8 @@ class _ConvTranspose(tf.keras.layers.Layer):
 
     def call(self, inputs):
         kernel = tf.cast(tf.convert_to_tensor(self.kernel), inputs.dtype)
-        # TensorFlow's strided convolutions have no dilation: differentiate the phases then.
-        if all(s == 1 for s in self.strides) or all(d == 1 for d in self.dilation):
+        # TensorFlow's CPU kernel gradients have no dilation: differentiate the phases then.
+        if all(d == 1 for d in self.dilation):
             y = self._transpose_with_adjoint_gradient(inputs, kernel)
         else:
             y = self._transpose(inputs, kernel)
