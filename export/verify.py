@@ -91,8 +91,24 @@ class TFLiteRunner:
         from ai_edge_litert.interpreter import Interpreter
 
         self.content = content
-        self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
-        self.interpreter.allocate_tensors()
+        self.delegate = "XNNPACK (default)"
+        try:
+            self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+        except RuntimeError as error:
+            if "XNNPACK" not in str(error):
+                raise
+            # Files XNNPACK cannot take (e.g. int8 graphs with float islands such as LRN's POW)
+            # still run on LiteRT's built-in kernels, which is what an app would fall back to.
+            from ai_edge_litert.interpreter import OpResolverType
+
+            self.delegate = "none (XNNPACK failed to prepare)"
+            self.interpreter = Interpreter(
+                model_content=content,
+                num_threads=num_threads,
+                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
+            self.interpreter.allocate_tensors()
         (self.input,) = self.interpreter.get_input_details()
         (self.output,) = self.interpreter.get_output_details()
 
@@ -291,6 +307,7 @@ def verify_file(
         report.latency_us = runner.latency_us(reference.x[0], runs=latency_runs)
         if isinstance(runner, TFLiteRunner):
             report.latency_builtin_us = runner.latency_builtin_us(reference.x[0], latency_runs)
+            report.notes["litert_delegate"] = runner.delegate
         report.ops = runner.op_names()
         report.float_ops = runner.float_ops()
     except Exception as error:  # any runtime failure fails this file
