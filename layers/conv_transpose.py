@@ -101,6 +101,7 @@ class _AxisPlan(NamedTuple):
     crop_after: int  # and at the end
     extent: int  # out = (n - 1) * s + extent
     adjoint_pads: tuple[int, int]  # padding of the output gradient for the strided convolution
+    adjoint_same: bool  # whether `adjoint_pads` is TensorFlow's "SAME" padding
     phases: tuple[_Phase, ...]  # per output phase r in [0, s)
     split_crop_after: int  # rows past the output that the split path computes
 
@@ -123,14 +124,17 @@ def _output_extent(k: int, s: int, d: int, padding, output_padding: int | None) 
 def _plan_axis(k: int, s: int, d: int, padding, output_padding: int | None) -> _AxisPlan:
     span = d * (k - 1) + 1
     extent, p_before = _output_extent(k, s, d, padding, output_padding)
+    # The strided convolution of the output (size (n - 1) * s + extent) back to n pads
+    # (p_before, span - extent - p_before); TF's "SAME" does that when it gives n outputs.
+    adjoint = (p_before, span - extent - p_before)
+    adjoint_same = 1 <= extent <= s and span >= extent and p_before == (span - extent) // 2
     if s == 1:
         # A plain convolution with the flipped (and dilated) kernel.
         taps = np.arange(k - 1, -1, -1).reshape(k, 1)
         before = span - 1 - p_before
-        adjoint = (p_before, span - extent - p_before)
         after = extent - 1 + p_before
         phase = _Phase(taps[:, 0], before, after)
-        return _AxisPlan(taps, d, before, after, 0, 0, extent, adjoint, (phase,), 0)
+        return _AxisPlan(taps, d, before, after, 0, 0, extent, adjoint, adjoint_same, (phase,), 0)
 
     def tap_range(start: int) -> tuple[int, int]:
         # v with 0 <= v * s + r + start < span for some phase r in [0, s).
@@ -182,7 +186,8 @@ def _plan_axis(k: int, s: int, d: int, padding, output_padding: int | None) -> _
         crop_before=crop,
         crop_after=q_extra * s - extent - crop,
         extent=extent,
-        adjoint_pads=(p_before, span - extent - p_before),
+        adjoint_pads=adjoint,
+        adjoint_same=adjoint_same,
         phases=tuple(phases),
         split_crop_after=split_extra * s - extent,
     )
@@ -246,9 +251,10 @@ def _convolution(
     kernel: tf.Tensor,
     strides: Sequence[int],
     dilation: Sequence[int],
-    pads: Sequence[tuple[int, int]],
+    pads: Sequence[tuple[int, int]] | str,
 ) -> tf.Tensor:
-    """Convolution of `x` zero-padded by `pads` (`(before, after)` >= 0 per spatial dim).
+    """Convolution of `x` zero-padded by `pads` (`(before, after)` >= 0 per spatial dim, or
+    `"SAME"` for TensorFlow's rule).
 
     1D runs as 2D; undilated 2D pads inside `conv2d` (explicit padding: no padded copy of `x`);
     3D calls `conv3d` with an explicit layout, since the one reached through
@@ -261,9 +267,12 @@ def _convolution(
             tf.expand_dims(kernel, 0),
             (1, *strides),
             (1, *dilation),
-            [(0, 0), *pads],
+            pads if pads == "SAME" else [(0, 0), *pads],
         )
         return tf.squeeze(y, 1)
+    if pads == "SAME" and all(d == 1 for d in dilation):
+        conv = tf.nn.conv2d if rank == 2 else tf.nn.conv3d
+        return conv(x, kernel, strides=[1, *strides, 1], padding="SAME")
     if rank == 2 and all(d == 1 for d in dilation):
         explicit = [[0, 0], *[[b, a] for b, a in pads], [0, 0]]
         padding = explicit if any(map(any, explicit)) else "VALID"
@@ -287,11 +296,11 @@ def _conv_kernel_gradient(
     kernel_shape: tf.Tensor,
     out_grad: tf.Tensor,
     strides: Sequence[int],
-    dilation: Sequence[int],
-    pads: Sequence[tuple[int, int]],
+    pads: Sequence[tuple[int, int]] | str,
 ) -> tf.Tensor:
-    """Gradient of `_convolution(inputs, kernel, strides, dilation, pads)` with respect to the
-    kernel, given the gradient `out_grad` of its output."""
+    """Gradient of `_convolution(inputs, kernel, strides, 1, pads)` with respect to the kernel,
+    given the gradient `out_grad` of its output. (Explicit amounts pad a copy of `inputs`:
+    TensorFlow's CPU kernel gradient with `EXPLICIT` padding is about twice as slow.)"""
     rank = len(strides)
     if rank == 1:
         kernel = _conv_kernel_gradient(
@@ -299,25 +308,18 @@ def _conv_kernel_gradient(
             tf.concat([[1], kernel_shape], axis=0),
             tf.expand_dims(out_grad, 1),
             (1, *strides),
-            (1, *dilation),
-            [(0, 0), *pads],
+            pads if pads == "SAME" else [(0, 0), *pads],
         )
         return tf.squeeze(kernel, 0)
-    explicit = [0, 0, *[v for pair in pads for v in pair], 0, 0]
-    common = {
-        "filter_sizes": kernel_shape,
-        "out_backprop": out_grad,
-        "strides": [1, *strides, 1],
-        "dilations": [1, *dilation, 1],
-    }
-    if rank == 2:
-        if any(explicit):
-            return tf.raw_ops.Conv2DBackpropFilter(
-                input=inputs, padding="EXPLICIT", explicit_paddings=explicit, **common
-            )
-        return tf.raw_ops.Conv2DBackpropFilter(input=inputs, padding="VALID", **common)
-    return tf.raw_ops.Conv3DBackpropFilterV2(
-        input=_pad_or_crop(inputs, pads), padding="VALID", **common
+    if pads != "SAME":
+        inputs, pads = _pad_or_crop(inputs, pads), "VALID"
+    backprop = tf.raw_ops.Conv2DBackpropFilter if rank == 2 else tf.raw_ops.Conv3DBackpropFilterV2
+    return backprop(
+        input=inputs,
+        filter_sizes=kernel_shape,
+        out_backprop=out_grad,
+        strides=[1, *strides, 1],
+        padding=pads,
     )
 
 
@@ -532,14 +534,18 @@ class _ConvTranspose(tf.keras.layers.Layer):
         """
         strides, dilation = self.strides, self.dilation
         adjoint_pads = [p.adjoint_pads for p in self._plans]
+        same = all(p.adjoint_same for p in self._plans)
 
         @tf.custom_gradient
         def transpose(x, w):
             def gradient(upstream):
-                crops, pads = _split_pads(adjoint_pads)
-                upstream = _pad_or_crop(upstream, crops)
+                if same:
+                    pads = "SAME"
+                else:
+                    crops, pads = _split_pads(adjoint_pads)
+                    upstream = _pad_or_crop(upstream, crops)
                 grad_x = _convolution(upstream, w, strides, dilation, pads)
-                grad_w = _conv_kernel_gradient(upstream, tf.shape(w), x, strides, dilation, pads)
+                grad_w = _conv_kernel_gradient(upstream, tf.shape(w), x, strides, pads)
                 return grad_x, grad_w
 
             return self._transpose(x, w), gradient
