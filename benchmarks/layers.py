@@ -2,8 +2,8 @@
 
 Each case builds two `tf.function`s, ours and the oracle's, that compute a loss and its
 gradients with respect to the input and the weights. They run in one process, interleaved
-(ours, oracle, ours, oracle, ...), after a warm-up, and the table reports the median time of
-each and their ratio against the case's target.
+(ours, oracle, oracle, ours, ...), after a warm-up; the table reports the median time of each
+and the median of the per-round ratios against the case's target.
 
 Run: `python -m benchmarks.layers [--quick]`. Writes `benchmarks/results/layers.md` and
 `benchmarks/results/layers.json` (atomically: a temporary file, then a rename).
@@ -47,8 +47,9 @@ def _loss_and_grads(
 
 def _time_pair(
     ours: Callable, oracle: Callable, args: tuple, repeats: int, warmup: int
-) -> tuple[float, float]:
-    """Median milliseconds of `ours(*args)` and `oracle(*args)`, measured interleaved."""
+) -> tuple[float, float, float]:
+    """Median milliseconds of `ours(*args)` and `oracle(*args)`, measured interleaved, and the
+    median of the per-round ratios (robust to load that drifts on a shared machine)."""
     for _ in range(warmup):
         ours(*args)[0].numpy()
         oracle(*args)[0].numpy()
@@ -60,7 +61,12 @@ def _time_pair(
             start = time.perf_counter()
             [t.numpy() for t in fn(*args)]
             times[name].append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times["ours"]), statistics.median(times["oracle"])
+    ratios = [a / b for a, b in zip(times["ours"], times["oracle"], strict=True)]
+    return (
+        statistics.median(times["ours"]),
+        statistics.median(times["oracle"]),
+        statistics.median(ratios),
+    )
 
 
 def _conv_transpose_case(kernel_size: int, batch: int) -> tuple[Callable, Callable, tuple, str]:
@@ -106,7 +112,7 @@ def _batch_norm_case(shape: tuple[int, ...]) -> tuple[Callable, Callable, tuple,
 
 def run(quick: bool = False) -> list[dict]:
     """Runs every case and returns one row per case (keys: `COLUMNS`, plus `error` if failed)."""
-    repeats, warmup = (5, 2) if quick else (15, 3)
+    repeats, warmup = (5, 2) if quick else (31, 3)
     batch = 8 if quick else 32
     cases: list[tuple[str, Callable[[], tuple], float]] = [
         ("BatchNorm (training)", lambda: _batch_norm_case((batch, 32, 32, 64)), 1.10),
@@ -118,7 +124,7 @@ def run(quick: bool = False) -> list[dict]:
     for op, make, target in cases:
         try:
             ours, oracle, args, shape = make()
-            ours_ms, oracle_ms = _time_pair(ours, oracle, args, repeats, warmup)
+            ours_ms, oracle_ms, ratio = _time_pair(ours, oracle, args, repeats, warmup)
         except Exception as error:  # a missing or broken layer must not hide the other rows
             rows.append(
                 {
@@ -133,7 +139,6 @@ def run(quick: bool = False) -> list[dict]:
                 }
             )
             continue
-        ratio = ours_ms / oracle_ms
         rows.append(
             {
                 "op": op,
@@ -180,8 +185,11 @@ def save(rows: list[dict], directory: Path = RESULTS_DIR) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     header = (
         "# Layers: forward + backward time, ours vs. TensorFlow/Keras\n\n"
-        f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores; median of interleaved runs "
-        "after warm-up; ratio = ours / oracle.\n\n"
+        f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores. A `tf.function` computes the "
+        "loss and its gradients with respect to the input and the weights; ours and the oracle "
+        "run alternately after a warm-up. ms: median over the rounds; ratio: median of the "
+        "per-round ratios ours / oracle (robust to load drifting on a shared machine); "
+        "pass: ratio <= target.\n\n"
     )
     _write_atomically(directory / "layers.md", header + to_markdown(rows))
     _write_atomically(directory / "layers.json", json.dumps(rows, indent=2) + "\n")
