@@ -337,13 +337,21 @@ def test_textbook_reference_matches_keras():
     np.testing.assert_allclose(reference.numpy(), expected, atol=ATOL)
 
 
-def test_unknown_spatial_size_and_activation():
-    layer = ConvTranspose2D(4, 3, strides=2, padding="same", activation="relu")
-    inputs = tf.keras.Input(shape=(None, None, 3))
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_unknown_spatial_size_and_activation(rank):
+    kwargs = {"strides": 3, "padding": 1, "output_padding": 2, "activation": "relu"}
+    layer = LAYERS[rank](4, 4, **kwargs)
+    inputs = tf.keras.Input(shape=(*([None] * rank), 3))
     model = tf.keras.Model(inputs, layer(inputs))
-    assert tuple(model.output_shape) == (None, None, None, 4)
-    y = model(np.random.default_rng(3).normal(size=(1, 5, 7, 3)).astype("float32"))
-    assert y.shape == (1, 10, 14, 4)
+    assert tuple(model.output_shape) == (None, *([None] * rank), 4)
+    x = np.random.default_rng(3).normal(size=(1, *([4] * rank), 3)).astype("float32")
+    static = LAYERS[rank](4, 4, **kwargs)
+    static.build(x.shape)
+    static.set_weights(layer.get_weights())
+    y = model(x)
+    out = (4 - 1) * 3 - (1 + 1) + 1 * (4 - 1) + 2 + 1  # the formula: 13
+    assert y.shape == (1, *([out] * rank), 4)
+    np.testing.assert_array_equal(y.numpy(), static(x).numpy())
     assert float(tf.reduce_min(y)) >= 0.0
 
 
