@@ -10,8 +10,9 @@ Levels (`--augment`), a translation of `t` being a pad-with-zeros-and-random-cro
 
 ============  ========================================================================
 none          identity
-light         translation 0.1, horizontal flip (where the data set allows it)
-standard      light + rotation +/-10 degrees, zoom +/-10 %
+light         horizontal flip; where flips are not allowed (digits) a shift of 0.04 (1 pixel
+              on 28x28) instead
+standard      translation 0.1, flip, rotation +/-10 degrees, zoom +/-10 %
 strong        standard + contrast 0.3 + random erasing (p = 0.5, 2-20 % of the area)
 ============  ========================================================================
 
@@ -71,12 +72,19 @@ def augmentation_layers(
             tf.keras.layers.RandomRotation(10 / 360, seed=s(2), name="rotate", **geometric)
         )
         layers_.append(tf.keras.layers.RandomZoom(0.1, 0.1, seed=s(3), name="zoom", **geometric))
-    # Nearest-neighbour translation moves pixels without blurring them: pad-and-crop.
-    layers_.append(
-        tf.keras.layers.RandomTranslation(
-            0.1, 0.1, fill_mode="constant", interpolation="nearest", seed=s(4), name="translate"
+    if level != "light" or not allows_flips:
+        # Nearest-neighbour translation moves pixels without blurring them: pad-and-crop.
+        shift = 0.04 if level == "light" else 0.1  # light: +/- 1 pixel on 28x28
+        layers_.append(
+            tf.keras.layers.RandomTranslation(
+                shift,
+                shift,
+                fill_mode="constant",
+                interpolation="nearest",
+                seed=s(4),
+                name="translate",
+            )
         )
-    )
     if level == "strong":
         layers_.append(
             tf.keras.layers.RandomContrast(0.3, value_range=(0, 255), seed=s(5), name="contrast")

@@ -119,6 +119,9 @@ def prepare_run_dir(run_dir: Path, config: dict[str, Any], overwrite: bool) -> s
             f"--run-dir {run_dir}: config.json is unreadable ({e}); pass --overwrite to start "
             f"again or choose another --run-dir"
         ) from e
+    trained = any((run_dir / name).exists() for name in ("checkpoints", "model.keras"))
+    if _semantic(stored) != _semantic(config) and not trained:
+        return "fresh"  # a run that failed before its first epoch: nothing to lose
     if _semantic(stored) != _semantic(config):
         diff = sorted(
             k
@@ -440,6 +443,10 @@ def train(
     chief = is_chief(strategy)
     write_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="convzoo-worker-"))
     state = prepare_run_dir(write_dir, cfg, overwrite) if chief else "fresh"
+    if not chief and (run_dir / "checkpoints").is_dir():
+        # Workers restore from the chief's backup (a shared file system, as TF's multi-worker
+        # guide assumes) and keep writing their own copy in their temporary directory.
+        shutil.copytree(run_dir / "checkpoints", write_dir / "checkpoints")
     if state == "finished":
         metrics = json.loads((run_dir / "metrics.json").read_text())
         _say(
@@ -454,6 +461,11 @@ def train(
             "already_finished",
             cfg,
         )
+    started = time.perf_counter()
+    # Data errors (missing/corrupt files) surface before anything is written.
+    data: ImageDataset = load_dataset(c.dataset, c.data_dir)
+    if c.train_limit or c.test_limit:
+        data = data.subset(c.train_limit, c.test_limit, seed=c.seed)
     if chief:
         artifacts.atomic_write_json(run_dir / "config.json", cfg)
 
@@ -461,7 +473,9 @@ def train(
     try:
         if c.mixed_precision != "off":
             tf.keras.mixed_precision.set_global_policy(f"mixed_{c.mixed_precision}")
-        return _train(c, cfg, info, strategy, write_dir, state, list(callbacks), chief)
+        return _train(
+            c, cfg, info, data, strategy, write_dir, state, list(callbacks), chief, started
+        )
     finally:
         tf.keras.mixed_precision.set_global_policy(previous_policy)
         if not chief:
@@ -476,11 +490,18 @@ def _headline(metrics: dict) -> str:
     return f"status {metrics.get('status')}"
 
 
-def _train(c, cfg, info, strategy, run_dir: Path, state, extra_callbacks, chief) -> TrainResult:
-    started = time.perf_counter()
-    data: ImageDataset = load_dataset(c.dataset, c.data_dir)
-    if c.train_limit or c.test_limit:
-        data = data.subset(c.train_limit, c.test_limit, seed=c.seed)
+def _train(
+    c,
+    cfg,
+    info,
+    data: ImageDataset,
+    strategy,
+    run_dir: Path,
+    state,
+    extra_callbacks,
+    chief,
+    started: float,
+) -> TrainResult:
     (x_train, y_train), (x_val, y_val) = train_val_split(
         data.x_train, data.y_train, c.val_split, seed=c.seed
     )

@@ -66,7 +66,9 @@ def test_one_epoch_run_writes_every_artifact(tmp_path):
     assert not [p for p in run_dir.iterdir() if ".tmp" in p.name]
 
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["epochs"] == 1 and config["batch_size"] == 128 and config["augment"] == "auto"
+    # Resolved values are recorded: lenet5's measured defaults (see training/config.py).
+    assert config["learning_rate"] == 2e-3 and config["optimizer"] == "adam"
+    assert config["epochs"] == 1 and config["batch_size"] == 128 and config["augment"] == "none"
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics == json.loads(json.dumps(result.metrics))
     assert result.status == "completed" and result.run_dir == str(run_dir)
@@ -161,6 +163,22 @@ def test_mixed_precision_trains_and_saves_a_float32_model(tmp_path):
     assert all(layer.compute_dtype == "float32" for layer in model.layers)
 
 
+def test_reconstruction_run_reports_mse(tmp_path):
+    result = train(
+        **dict(SMALL, model="conv_autoencoder", train_limit=256, test_limit=64),
+        epochs=1,
+        run_dir=str(tmp_path / "ae"),
+        noise_std=0.1,
+        preview=False,
+    )
+    metrics = result.metrics
+    assert metrics["task"] == "reconstruction" and metrics["test_mse"] > 0
+    assert metrics["test_psnr_db"] == pytest.approx(10 * np.log10(255.0**2 / metrics["test_mse"]))
+    assert "val_loss" in result.history[0] and "accuracy" not in result.history[0]
+    assert (tmp_path / "ae" / "model.keras").is_file()
+    assert not (tmp_path / "ae" / "confusion.png").exists()
+
+
 def _cli(*args: str, env: dict | None = None, timeout: int = 240) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "training", *args],
@@ -193,10 +211,16 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
     existing = tmp_path / "existing"
     existing.mkdir()
     (existing / "config.json").write_text(json.dumps({"model": "lenet5_modern"}))
+    (existing / "model.keras").write_text("a trained model")
     proc = _cli("--run-dir", str(existing), "--epochs", "1")
     line = _error_line(proc)
     assert proc.returncode == 2 and "--overwrite" in line and "--run-dir" in line
     assert (existing / "config.json").read_text() == json.dumps({"model": "lenet5_modern"})
+    assert (existing / "model.keras").read_text() == "a trained model"
+
+    proc = _cli("--dataset", "folder:" + str(tmp_path / "nope"), "--run-dir", str(tmp_path / "x"))
+    assert proc.returncode == 2 and "no such directory" in _error_line(proc)
+    assert not (tmp_path / "x" / "config.json").exists()
 
 
 def test_help_and_config_file(tmp_path, capsys):
