@@ -124,8 +124,8 @@ def calibration_batches(
     for start in range(0, total, batch_size):
         batch = x[start : start + batch_size]
         yield batch
-        if progress:
-            done = min(start + batch_size, total)
+        done = min(start + batch_size, total)
+        if progress and (done == total or done * 100 // total != start * 100 // total):
             filled = int(width * done / total)
             sys.stderr.write(f"\r  {label} [{'=' * filled}{'.' * (width - filled)}] {done}/{total}")
             if done == total:
