@@ -88,7 +88,7 @@ def convert_tflite(
     if io != "float32" and quantization != "int8":
         raise ValueError(f"--io {io} needs full-integer int8, not {quantization!r}")
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [frozen_inference_function(model, input_shape, output_name)]
+        [frozen_inference_function(model, input_shape, output_name)], model
     )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization == "float16":
@@ -158,6 +158,14 @@ def embed_metadata(
                 tensor_map.name, tensor_map.tensorIndex = name, int(index)
                 target.append(tensor_map)
         model.signatureDefs = [signature]
+    for signature in model.signatureDefs:
+        # The converter names a frozen function's tensors `input`/`output_0`: use the
+        # app-facing names.
+        signature.signatureKey = SIGNATURE_KEY
+        if len(signature.inputs) == 1:
+            signature.inputs[0].name = INPUT_NAME
+        if len(signature.outputs) == 1:
+            signature.outputs[0].name = output_name
     if compact_names:
         # Graph-internal tensor names ("model/bn3/mul_3;model/relu3/Relu;...") are debug
         # strings of ~100 bytes each; the app-facing names live in the signature.
