@@ -104,6 +104,7 @@ def quantize_onnx_int8(
     """
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if calibration is None or len(calibration) == 0:
         raise ValueError("ONNX int8 quantization needs calibration images")
@@ -111,8 +112,12 @@ def quantize_onnx_int8(
     with tempfile.TemporaryDirectory(prefix="convzoo-onnx-") as tmp:
         source, target = Path(tmp, "float.onnx"), Path(tmp, "int8.onnx")
         source.write_bytes(float_content)
+        prepared = Path(tmp, "prepared.onnx")
+        # ONNX Runtime's recommended pre-processing: shape inference and graph optimization
+        # (fuses MatMul+Add into Gemm, so the quantizer sees one node per layer).
+        quant_pre_process(os.fspath(source), os.fspath(prepared), skip_symbolic_shape=True)
         quantize_static(
-            os.fspath(source),
+            os.fspath(prepared),
             os.fspath(target),
             _CalibrationReader(np.asarray(calibration, np.float32), batch_size, progress),
             quant_format=QuantFormat.QDQ,
