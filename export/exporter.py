@@ -136,18 +136,13 @@ def app_metadata(source: ModelSource, class_names: list[str] | None) -> dict[str
             "layout": "NHWC",
             "dtype": "float32",
             "range": [0.0, 255.0],
-            "normalization": (
-                "none: feed raw pixel values in [0, 255]; the model computes "
-                "(x / 255 - mean) / std inside"
-            ),
+            "normalization": "inside: feed raw pixels; model does (x/255-mean)/std",
             "mean": list(source.mean) if source.mean else None,
             "std": list(source.std) if source.std else None,
         },
         "output": {
             "name": "logits" if source.task == "classification" else "reconstruction",
-            "kind": "logits (apply softmax for probabilities)"
-            if source.task == "classification"
-            else "image",
+            "kind": "logits" if source.task == "classification" else "image",
         },
         "class_names": class_names,
     }

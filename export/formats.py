@@ -39,13 +39,14 @@ class Tolerance:
     max_accuracy_drop_pp: float | None = None
     max_psnr_drop_db: float | None = None
 
-    def describe(self) -> str:
+    def describe(self, task: str | None = None) -> str:
+        """The bounds as text; with `task`, only those that apply to it."""
         parts = []
         if self.max_abs_diff is not None:
             parts.append(f"max abs diff <= {self.max_abs_diff:g}")
-        if self.max_accuracy_drop_pp is not None:
+        if self.max_accuracy_drop_pp is not None and task != "reconstruction":
             parts.append(f"accuracy drop <= {self.max_accuracy_drop_pp:g} pp")
-        if self.max_psnr_drop_db is not None:
+        if self.max_psnr_drop_db is not None and task != "classification":
             parts.append(f"PSNR drop <= {self.max_psnr_drop_db:g} dB")
         return ", ".join(parts) or "none"
 

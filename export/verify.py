@@ -299,7 +299,7 @@ def verify_file(
         file=path.name,
         runtime=fmt.runtime,
         size_bytes=path.stat().st_size,
-        tolerance=fmt.tolerance.describe(),
+        tolerance=fmt.tolerance.describe(reference.task),
     )
     try:
         runner = make_runner(path, fmt.runtime)
@@ -325,6 +325,11 @@ def verify_file(
         report.accuracy = float(np.mean(predicted == reference.y) * 100.0)
         report.accuracy_drop_pp = reference.accuracy - report.accuracy
         report.agreement = float(np.mean(predicted == reference.outputs.argmax(-1)) * 100.0)
+        if outputs.shape[-1] > 1:
+            # Quantized logits can tie (int8 has 256 levels); ties count as disagreements
+            # above, and how many there were is reported so they can be told apart.
+            top2 = np.sort(outputs, axis=-1)[:, -2:]
+            report.notes["top1_ties"] = int(np.sum(top2[:, 1] == top2[:, 0]))
     else:
         report.mse, report.psnr = _mse_psnr(outputs, reference.target(), reference.peak)
         report.psnr_drop_db = reference.psnr - report.psnr
