@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import layers  # noqa: F401  (first: imports TensorFlow without its native start-up logs)
 from export.formats import DEFAULT_FORMATS, FORMATS
 
 

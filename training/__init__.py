@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import layers  # noqa: F401  (first: imports TensorFlow without its native start-up logs)
 from training.data import ImageDataset, load_dataset, read_idx, train_val_split
 
 __all__ = ["ImageDataset", "TrainResult", "load_dataset", "read_idx", "train", "train_val_split"]

@@ -9,6 +9,7 @@ first layer, and is built by name:
 >>> model = create_model("lenet5", num_classes=10)
 """
 
+import layers  # noqa: F401  (first: imports TensorFlow without its native start-up logs)
 from zoo import alexnet, autoencoder, lenet  # noqa: F401  (importing registers the models)
 from zoo.registry import ModelInfo, create_model, get_model_info, list_models, register_model
 from zoo.summary import layer_stats, plot_model, summary
