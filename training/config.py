@@ -67,6 +67,14 @@ class TrainConfig:
         "(auto: the model's default)",
         type=float,
     )
+    model_options: dict | None = _opt(  # noqa: RUF009 (None default; the call adds metadata)
+        None,
+        "extra create_model keyword, KEY=VALUE with a JSON value, repeatable "
+        "(e.g. dropout_rate=0.3, resize_to=64)",
+        action="append",
+        type=str,
+        metavar="KEY=VALUE",
+    )
     input_shape: str | None = _opt(
         None, "build the model for this H,W,C instead of its default (e.g. 28,28,1)"
     )
@@ -196,6 +204,24 @@ def check_keys(values: dict[str, Any], origin: str) -> None:
         raise ValueError(f"{origin}: unknown option(s) {unknown}; accepted: {sorted(known)}")
 
 
+def parse_model_options(value: Any) -> dict[str, Any]:
+    """`["dropout_rate=0.3", "towers=1"]` (the CLI's form) or a dict -> a dict of overrides."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    options: dict[str, Any] = {}
+    for item in value:
+        key, sep, raw = str(item).partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"model option must be KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = json.loads(raw)
+        except ValueError:
+            options[key.strip()] = raw  # a bare string
+    return options
+
+
 def parse_input_shape(value: Any) -> tuple[int, int, int] | None:
     if value is None or value == "":
         return None
@@ -253,4 +279,5 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
         if choices and getattr(c, f.name) not in choices:
             raise ValueError(f"{f.name} must be one of {choices}, got {getattr(c, f.name)!r}")
     parse_input_shape(c.input_shape)
+    c.model_options = parse_model_options(c.model_options) or None
     return c

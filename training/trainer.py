@@ -245,6 +245,18 @@ class RunRecorder(tf.keras.callbacks.Callback):
 # --------------------------------------------------------------------------------------------
 
 
+def _create(name, num_classes, input_shape, overrides):
+    from zoo import create_model
+
+    try:
+        return create_model(name, num_classes=num_classes, input_shape=input_shape, **overrides)
+    except TypeError as e:
+        raise ValueError(
+            f"model {name!r} does not accept the option(s) {sorted(overrides)} ({e}); see "
+            f"`python -m zoo` for its builder's keywords"
+        ) from e
+
+
 def _build_model(
     name: str,
     num_classes: int,
@@ -252,31 +264,26 @@ def _build_model(
     overrides: dict[str, Any],
     sync_bn: bool,
 ) -> tf.keras.Model:
-    from zoo import create_model
+    """`create_model`; with `sync_bn`, our BatchNorm layers compute cross-replica moments.
 
-    if sync_bn:
-        try:
-            return create_model(
-                name,
-                num_classes=num_classes,
-                input_shape=input_shape,
-                synchronized=True,
-                **overrides,
-            )
-        except TypeError:
-            model = create_model(
-                name, num_classes=num_classes, input_shape=input_shape, **overrides
-            )
-        bn = [layer for layer in _all_layers(model) if hasattr(layer, "synchronized")]
-        if not bn:
-            raise ValueError(
-                f"--sync-bn: model {name!r} has no BatchNorm layer to synchronize; drop the "
-                f"flag or use a model with BatchNorm (lenet5_modern, alexnet_bn)"
-            )
-        for layer in bn:
-            layer.synchronized = True
-        return model
-    return create_model(name, num_classes=num_classes, input_shape=input_shape, **overrides)
+    The builder gets `synchronized=True` if it takes it; otherwise the flag is set on every
+    BatchNorm layer of the built model (it is read when the layer is called).
+    """
+    if not sync_bn:
+        return _create(name, num_classes, input_shape, overrides)
+    try:
+        return _create(name, num_classes, input_shape, {**overrides, "synchronized": True})
+    except ValueError:
+        model = _create(name, num_classes, input_shape, overrides)
+    bn = [layer for layer in _all_layers(model) if hasattr(layer, "synchronized")]
+    if not bn:
+        raise ValueError(
+            f"--sync-bn: model {name!r} has no BatchNorm layer to synchronize; drop the flag "
+            f"or use a model with BatchNorm (lenet5_modern, alexnet_bn)"
+        )
+    for layer in bn:
+        layer.synchronized = True
+    return model
 
 
 def _all_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
@@ -545,7 +552,7 @@ def _train(
             title=f"{data.name}: --augment {level}",
         )
 
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = dict(c.model_options or {})
     if task == "reconstruction" and c.noise_std is not None:
         overrides["noise_stddev"] = c.noise_std
     num_outputs = data.num_classes if task == "classification" else info.num_classes

@@ -16,6 +16,9 @@ from training.augment import (
 )
 from training.pipeline import make_dataset
 
+# Training runs in the Keras 3 world (DESIGN.md); RandomErasing & co. exist only there.
+pytestmark = pytest.mark.keras3_only
+
 
 def _block_images(labels: np.ndarray, size: int = 28) -> np.ndarray:
     """Black images with a centred 8x8 block whose value encodes the label (20 * label + 30)."""

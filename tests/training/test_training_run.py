@@ -247,9 +247,14 @@ def test_help_and_config_file(tmp_path, capsys):
         f"epochs: 1\nbatch-size: 128\ntrain_limit: 256\ntest_limit: 128\nverbose: 0\n"
         f"run_dir: {tmp_path / 'from-yaml'}\naugment: none\n"
     )
-    assert main(["--config", str(good), "--batch-size", "64", "--no-preview"]) == 0
+    argv = ["--config", str(good), "--batch-size", "64", "--no-preview"]
+    assert main([*argv, "--model-option", "activation=relu"]) == 0
     config = json.loads((tmp_path / "from-yaml" / "config.json").read_text())
     assert config["batch_size"] == 64 and config["epochs"] == 1 and config["augment"] == "none"
+    assert config["model_options"] == {"activation": "relu"}
+    capsys.readouterr()
+    assert main([*argv, "--model-option", "wings=2", "--run-dir", str(tmp_path / "w")]) == 2
+    assert "does not accept the option(s) ['wings']" in capsys.readouterr().err
     assert not (tmp_path / "from-yaml" / "augment_preview.png").exists()
 
 
