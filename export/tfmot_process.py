@@ -59,6 +59,7 @@ def model_spec(source: ModelSource) -> dict:
     kwargs: dict = {"input_shape": list(source.input_shape)}
     if source.task == "classification":
         kwargs["num_classes"] = int(source.model.output_shape[-1])
+    kwargs.update(source.config.get("model_options") or {})
     if source.config.get("noise_std") is not None:
         kwargs["noise_stddev"] = source.config["noise_std"]
     return {"name": source.model_name, "kwargs": kwargs, "task": source.task}
