@@ -473,8 +473,6 @@ def train(
     data: ImageDataset = load_dataset(c.dataset, c.data_dir)
     if c.train_limit or c.test_limit:
         data = data.subset(c.train_limit, c.test_limit, seed=c.seed)
-    if chief:
-        artifacts.atomic_write_json(run_dir / "config.json", cfg)
 
     previous_policy = tf.keras.mixed_precision.global_policy()
     try:
@@ -544,14 +542,6 @@ def _train(
         data.x_test, data.y_test, c.batch_size, training=False, **{**common, "label_smoothing": 0}
     )
 
-    if chief and c.preview and state == "fresh":
-        preview_grid(
-            _preview_examples(x_train, y_train),
-            augmenter,
-            str(run_dir / "augment_preview.png"),
-            title=f"{data.name}: --augment {level}",
-        )
-
     overrides: dict[str, Any] = dict(c.model_options or {})
     if task == "reconstruction" and c.noise_std is not None:
         overrides["noise_stddev"] = c.noise_std
@@ -583,6 +573,18 @@ def _train(
         )
         if not model.built:
             model.build((None, *target_shape))
+
+    # Model errors (a bad --model-option, --sync-bn without BatchNorm) also come before any
+    # file is written.
+    if chief:
+        artifacts.atomic_write_json(run_dir / "config.json", cfg)
+    if chief and c.preview and state == "fresh":
+        preview_grid(
+            _preview_examples(x_train, y_train),
+            augmenter,
+            str(run_dir / "augment_preview.png"),
+            title=f"{data.name}: --augment {level}",
+        )
 
     monitor, mode = ("val_accuracy", "max") if task == "classification" else ("val_loss", "min")
     export_model = None
