@@ -82,6 +82,8 @@ def _rows(model_label: str, result, note: str) -> list[dict]:
     for report in result.reports:
         row = {"model": model_label, "note": note, **report.as_dict()}
         row.pop("ops"), row.pop("notes")
+        row["top1_ties"] = report.notes.get("top1_ties")
+        row["litert_delegate"] = report.notes.get("litert_delegate")
         if fp32 and report.runtime == "tflite" and report.latency_us:
             row["size_vs_fp32"] = report.size_bytes / fp32.size_bytes
             row["latency_vs_fp32"] = report.latency_us / fp32.latency_us
