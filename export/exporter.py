@@ -21,6 +21,7 @@ import gzip
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,12 @@ def check_writable(directory: Path) -> None:
         raise ValueError(f"Export directory {directory} is not usable: {probe} is a file")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ValueError(f"Export directory {directory} is not writable ({probe})")
+    try:  # os.access says yes to root; a real probe also catches /sys, read-only mounts
+        os.rmdir(tempfile.mkdtemp(prefix=".write-test-", dir=probe))
+    except OSError as error:
+        raise ValueError(
+            f"Export directory {directory} is not writable ({probe}: {error.strerror or error})"
+        ) from None
 
 
 def app_metadata(source: ModelSource, class_names: list[str] | None) -> dict[str, Any]:
