@@ -286,6 +286,41 @@ def _build_model(
     return model
 
 
+def _build_before_multiworker_fit(model, dataset, strategy) -> None:
+    """Builds the compiled model from one local batch and skips Keras's own symbolic build.
+
+    Keras 3.15's `fit`/`evaluate`/`predict` first build the model from a distributed batch
+    averaged with `strategy.reduce`, which across several workers fails on the (x, y) tuple
+    ("Attempt to convert a value (PerReplica...)", keras-team/keras#20585). The build needs
+    shapes only: one batch of the unshuffled validation set gives them.
+    """
+    batch = next(iter(dataset))
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    # The same release averages the per-step scalar logs (loss, accuracy) across workers with
+    # `strategy.reduce("MEAN", v, axis=0)`, which fails on scalars: reduce those with no axis.
+    from keras.src.backend.tensorflow import trainer as keras_tf_trainer
+
+    original = keras_tf_trainer.reduce_per_replica
+    if getattr(original, "convzoo_multiworker", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        def scalar_mean(v):
+            local = strategy.experimental_local_results(v)
+            if reduction in ("auto", "mean") and local and local[0].shape.rank == 0:
+                return strategy.reduce("MEAN", v, axis=None)
+            return original(v, strategy, reduction)
+
+        if not keras_tf_trainer._collective_all_reduce_multi_worker(strategy):
+            return original(values, strategy, reduction)
+        return tf.nest.map_structure(scalar_mean, values)
+
+    reduce_per_replica.convzoo_multiworker = True
+    keras_tf_trainer.reduce_per_replica = reduce_per_replica
+
+
 def _all_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
     flatten = getattr(model, "_flatten_layers", None)
     if flatten is not None:
@@ -573,6 +608,8 @@ def _train(
         )
         if not model.built:
             model.build((None, *target_shape))
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _build_before_multiworker_fit(model, val_ds, strategy)
 
     # Model errors (a bad --model-option, --sync-bn without BatchNorm) also come before any
     # file is written.
