@@ -11,7 +11,11 @@ and, in ceil mode, one fewer when the last window would start past the input and
 padding (`(out - 1) * s >= n + before`), so every window sees at least one real element. The
 windows of ceil mode that run past the padded input are simply cut there.
 
-- Max pooling pads with `-inf`: padding is never the maximum.
+- Max pooling pads by repeating the edge element (`replicate`). Every window that reaches into
+  the padding also contains that edge element (windows are contiguous, padding is at most half
+  a window, and every window holds a real element), so this equals padding with `-inf`: padding
+  is never a new maximum. Unlike `-inf` (or a huge negative constant), it leaves the value range
+  of the tensor unchanged, which int8 calibration of a converted model depends on.
 - Average pooling sums the window and divides by
   - `count_include_pad=True`: the window's size, padding counted as zeros (cut at the end of
     the padded input in ceil mode, as PyTorch does);
@@ -22,7 +26,7 @@ The layer pads explicitly and runs `tf.nn.max_pool` / `tf.nn.avg_pool` with VALI
 divisors that differ from the window size come from a constant map computed with numpy when the
 layer is built. 3D pooling is computed as a 2D pooling over (height, width) followed by a 2D
 pooling over depth (exact for max, the same average up to float rounding), because TFLite has no
-3D pooling built-in. So every configuration converts to TFLite built-ins (PAD/PADV2,
+3D pooling built-in. So every configuration converts to TFLite built-ins (PAD, TILE, CONCATENATION,
 MAX_POOL_2D, AVERAGE_POOL_2D, MUL, RESHAPE) and to ONNX.
 """
 
@@ -34,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from layers._args import check_input_rank, normalize_tuple
-from layers.padding import normalize_padding, resolve_padding
+from layers.padding import normalize_padding, pad_spatial, resolve_padding
 
 _LAYOUTS = {
     1: "(batch, length, channels)",
@@ -179,9 +183,7 @@ class _Pool(tf.keras.layers.Layer):
     def call(self, inputs):
         x = inputs
         if any(before or after for before, after in self._pads):
-            full = [[0, 0], *[list(p) for p in self._pads], [0, 0]]
-            fill = float("-inf") if self._kind == "max" else 0.0
-            x = tf.pad(x, full, constant_values=tf.constant(fill, dtype=x.dtype))
+            x = pad_spatial(x, self._pads, "replicate" if self._kind == "max" else "zeros")
         y = self._pool(x, self.pool_size, self.strides) if self._rank < 3 else self._pool3d(x)
         if self._scale is not None:
             y = y * tf.cast(self._scale, y.dtype)
@@ -242,7 +244,8 @@ class _AvgPool(_Pool):
 _MAX_DOC = """Max pooling over {n} spatial dimension{s}: the largest element of each window.
 
     `out = floor((n + 2p - k) / s) + 1` per spatial dimension (`ceil` with `ceil_mode=True`,
-    PyTorch's rule); padding is `-inf`, so it is never picked. See `layers.pooling`.
+    PyTorch's rule); padding repeats the edge element, which equals padding with `-inf` (it is
+    never a new maximum) without putting extreme values in the graph. See `layers.pooling`.
 
     Args:
         pool_size: the window size, an int or a tuple of {n} ints.

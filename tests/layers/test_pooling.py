@@ -299,3 +299,25 @@ def test_keras_file_round_trip(tmp_path):
     x = np.random.randn(2, 9, 9, 3).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
     assert [type(layer) for layer in loaded.layers[1:]] == [MaxPool2D, AvgPool2D]
+
+
+@pytest.mark.keras3_only
+def test_padded_max_pool_quantizes_to_int8_without_losing_the_range():
+    """Ceil-mode/padded max pooling must not put extreme fill values in the graph: full-int8
+    calibration would stretch the scale of the pooled tensor and lose every real value."""
+    inputs = tf.keras.Input(shape=(7, 7, 3))
+    pooled = MaxPool2D(3, strides=2, padding=1, ceil_mode=True)(inputs)
+    model = tf.keras.Model(inputs, pooled)
+    rng = np.random.default_rng(0)
+    samples = rng.uniform(-1, 1, size=(16, 1, 7, 7, 3)).astype(np.float32)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [testing_utils.inference_function(model, (1, 7, 7, 3))]
+    )
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([s] for s in samples)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    content = converter.convert()
+    x = samples[0]
+    np.testing.assert_allclose(
+        testing_utils.run_tflite(content, x), model(x).numpy(), atol=2 / 255 * 2
+    )
