@@ -1,4 +1,5 @@
-"""Faults: a training run SIGKILLed mid-epoch, an export killed while it writes, a NaN loss.
+"""Faults: a training run SIGKILLed mid-epoch, a torn backup, an export killed while it writes,
+a NaN loss.
 
 Each test drives the real command in a real subprocess and checks what a user would find
 afterwards: rerunning the same command finishes the job, and no file under a final name is
@@ -191,3 +192,35 @@ def test_absurd_learning_rate_stops_with_a_clear_message(tmp_path):
     assert not (run_dir / "model.keras").exists()
     assert not (run_dir / "metrics.json").exists()
     assert not [p.name for p in run_dir.iterdir() if ".tmp" in p.name]
+
+
+@pytest.mark.parametrize("torn", ["", '{"epoch": 3, "ba'])
+def test_torn_backup_metadata_falls_back_to_the_previous_backup(tmp_path, torn):
+    """A kill while Keras rewrites training_metadata.json in place (after the new weights)
+    leaves it empty or cut; the run resumes from the previous backup pair instead."""
+    from training.trainer import repair_backup
+
+    backup = tmp_path / "checkpoints"
+    backup.mkdir()
+    (backup / "latest.weights.h5").write_bytes(b"weights after epoch 3")
+    (backup / "latest.weights.h5.bkp").write_bytes(b"weights after epoch 2")
+    (backup / "training_metadata.json").write_text(torn)
+    (backup / "training_metadata.json.bkp").write_text('{"epoch": 2, "batch": 0}')
+    repair_backup(backup)
+    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 2
+    assert (backup / "latest.weights.h5").read_bytes() == b"weights after epoch 2"
+
+    # Without a previous backup (torn during the first one) the run starts over.
+    for name in ("latest.weights.h5.bkp", "training_metadata.json.bkp"):
+        (backup / name).unlink()
+    (backup / "training_metadata.json").write_text(torn)
+    repair_backup(backup)
+    assert not (backup / "training_metadata.json").exists()
+    assert not (backup / "latest.weights.h5").exists()
+
+    # An intact backup is left alone.
+    (backup / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    (backup / "latest.weights.h5").write_bytes(b"weights after epoch 1")
+    before = {p.name: p.read_bytes() for p in backup.iterdir()}
+    repair_backup(backup)
+    assert {p.name: p.read_bytes() for p in backup.iterdir()} == before

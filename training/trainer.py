@@ -286,6 +286,32 @@ def _build_model(
     return model
 
 
+def repair_backup(backup_dir: Path) -> None:
+    """Makes a torn `BackupAndRestore` backup loadable again.
+
+    Keras rewrites `training_metadata.json` in place after the weights: a kill at that moment
+    leaves it empty or cut, and resuming would fail on it. Keras falls back to the previous
+    backup (`*.bkp`, `double_checkpoint=True`) only for unreadable weights; do the same for
+    unreadable metadata, or start over when there is no previous backup.
+    """
+    metadata = backup_dir / "training_metadata.json"
+    if not metadata.is_file():
+        return
+    try:
+        int(json.loads(metadata.read_text())["epoch"])
+        return
+    except (ValueError, KeyError, TypeError):
+        pass
+    weights = backup_dir / "latest.weights.h5"
+    previous = [Path(f"{weights}.bkp"), Path(f"{metadata}.bkp")]
+    if all(p.is_file() for p in previous):
+        shutil.copyfile(previous[0], weights)
+        shutil.copyfile(previous[1], metadata)
+    else:
+        metadata.unlink()
+        weights.unlink(missing_ok=True)
+
+
 def _build_before_multiworker_fit(model, dataset, strategy) -> None:
     """Builds the compiled model from one local batch and skips Keras's own symbolic build.
 
@@ -642,6 +668,7 @@ def _train(
         )
     if c.tensorboard:
         callbacks.append(ScalarLogger(run_dir / "tensorboard"))
+    repair_backup(run_dir / "checkpoints")
     callbacks.append(
         tf.keras.callbacks.BackupAndRestore(
             str(run_dir / "checkpoints"), double_checkpoint=True, delete_checkpoint=False
