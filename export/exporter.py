@@ -311,6 +311,10 @@ def _build_tflite(fmt, model, source, data, io, output_name, options, qat_epochs
             source, data, mode="qat", epochs=qat_epochs, io=io, weights=model.get_weights()
         )
         return result.tflite
+    if fmt.options.get("rewrite") == "s2d_conv":
+        from export.rewrite import rewrite_for_deployment
+
+        model = rewrite_for_deployment(model)
     return convert_tflite(
         model,
         source.input_shape,

@@ -138,6 +138,17 @@ FORMATS: Mapping[str, ExportFormat] = MappingProxyType(
                 io=True,
             ),
             _row(
+                "tflite_int8_s2d",
+                "_int8_s2d.tflite",
+                TFLITE,
+                INT_TOLERANCE,
+                "TFLite full-integer int8 with few-channel convolutions as space-to-depth "
+                "convolutions (same math, faster under XNNPACK, larger file)",
+                quantization="int8",
+                io=True,
+                rewrite="s2d_conv",
+            ),
+            _row(
                 "tflite_int16x8",
                 "_int16x8.tflite",
                 TFLITE,
