@@ -330,6 +330,10 @@ def verify_file(
             # above, and how many there were is reported so they can be told apart.
             top2 = np.sort(outputs, axis=-1)[:, -2:]
             report.notes["top1_ties"] = int(np.sum(top2[:, 1] == top2[:, 0]))
+            report.notes["agreement_ties_by_keras"] = float(
+                np.mean(_break_ties_by(outputs, reference.outputs) == reference.outputs.argmax(-1))
+                * 100.0
+            )
     else:
         report.mse, report.psnr = _mse_psnr(outputs, reference.target(), reference.peak)
         report.psnr_drop_db = reference.psnr - report.psnr
@@ -338,6 +342,13 @@ def verify_file(
         report.passed, report.status = False, "failed"
         report.failure = f"{fmt.name}: " + "; ".join(failures)
     return report
+
+
+def _break_ties_by(outputs: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Arg-max of `outputs` where a tie for the top is settled by `reference`'s preference
+    among the tied classes (for reporting only: `agreement` counts ties as np.argmax does)."""
+    tied = outputs == outputs.max(axis=-1, keepdims=True)
+    return np.where(tied, reference, -np.inf).argmax(-1)
 
 
 def check_tolerance(report: FileReport, fmt: ExportFormat, task: str) -> list[str]:
