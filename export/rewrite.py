@@ -26,8 +26,8 @@ following ReLU is applied before depth_to_space, where the converter fuses it in
 
 PAD, SPACE_TO_DEPTH, CONV_2D and DEPTH_TO_SPACE are TFLite built-ins with int8 kernels, so the
 rewritten file stays integer-only. This is a rewrite for deployment only: the zoo's models keep
-the paper's architecture, and `rewrite_for_deployment` returns a new model sharing the others
-layers' weights.
+the paper's architecture, and `rewrite_for_deployment` returns a new model (the other layers
+copied with their weights).
 
 Example:
 
@@ -228,7 +228,7 @@ def rewrite_for_deployment(
 ) -> tf.keras.Model:
     """A copy of functional `model` whose stride-1 convolutions with at most
     `max_in_channels` input channels run as `SpaceToDepthConv2D` (with a directly following
-    inference BatchNorm and ReLU folded in). Other layers are shared with `model`.
+    inference BatchNorm and ReLU folded in). Other layers are copies with the same weights.
 
     Args:
         model: a functional Keras model.
@@ -282,6 +282,12 @@ def rewrite_for_deployment(
             return replaced[layer.name]
         if layer.name in removed:
             return tf.keras.layers.Identity(name=f"{layer.name}_folded")
-        return layer
+        # A fresh copy (sharing the layer would give it a second graph node, and
+        # `layer.output` would still point into the original model).
+        return layer.__class__.from_config(layer.get_config())
 
-    return tf.keras.models.clone_model(model, clone_function=clone)
+    rewritten = tf.keras.models.clone_model(model, clone_function=clone)
+    for layer in rewritten.layers:
+        if layer.name not in replaced and layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return rewritten

@@ -106,6 +106,12 @@ def test_every_format_verifies_in_its_runtime(
     assert by_name["onnx_fp32"].max_abs_diff <= 1e-4
     assert by_name["tflite_fp16"].max_abs_diff <= 1e-2
     assert by_name["tflite_int8"].float_ops == []
+    assert by_name["tflite_int8_s2d"].float_ops == []
+    if model_name == "lenet5_modern":
+        # C1 and C3 (6 input channels) run as space-to-depth convolutions: same integer math.
+        s2d_ops = by_name["tflite_int8_s2d"].ops
+        assert s2d_ops.count("SPACE_TO_DEPTH") == 2 and s2d_ops.count("DEPTH_TO_SPACE") == 2
+        assert by_name["tflite_int8_s2d"].agreement >= by_name["tflite_int8"].agreement - 1.0
     # Files on disk: only built-in ops in TFLite, a valid opset >= 17 ONNX graph, metadata.
     out = tmp_path / "out"
     for name, path in result.files.items():

@@ -116,3 +116,14 @@ def test_int8_file_of_the_rewrite_matches_the_plain_int8_file():
     # rearranged tensors, so allow one output quantization step.
     step = max(np.abs(y_plain).max(), 1e-6) / 64
     assert np.max(np.abs(y_fast - y_plain)) <= step
+
+
+def test_rewritten_model_is_independent_and_cuttable_after_any_layer():
+    model = _small_net()
+    fast = rewrite_for_deployment(model)
+    assert not any(layer is other for layer in fast.layers for other in model.layers)
+    x = np.random.default_rng(3).uniform(0, 1, (2, 12, 12, 1)).astype(np.float32)
+    for name in ("c1_s2d", "c2_s2d", "c3"):
+        prefix = tf.keras.Model(fast.inputs, fast.get_layer(name).output)
+        assert prefix(x).shape[0] == 2
+    np.testing.assert_allclose(fast(x).numpy(), model(x, training=False).numpy(), atol=1e-4)
