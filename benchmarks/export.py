@@ -148,6 +148,83 @@ def _rows(model_label: str, result, note: str) -> list[dict]:
 
 
 _PROFILE: list[dict] = []
+_CALIBRATION: list[dict] = []
+
+
+def _calibration_sweep(source, quick: bool) -> list[dict]:
+    """Strict and tie-broken top-1 agreement of the int8 file against calibration set size
+    and sampling seed: how much of the agreement figure is calibration noise."""
+    from export.data import load_export_data
+    from export.tflite_export import convert_tflite
+    from export.verify import TFLiteRunner, _break_ties_by, keras_reference
+
+    settings = [(100, 0), (1000, 1)] if quick else [(200, 0), (1000, 0), (1000, 1), (1000, 2)]
+    settings += [] if quick else [(5000, 0)]
+    rows = []
+    for samples, seed in settings:
+        data = load_export_data(
+            "fashion_mnist",
+            source.input_shape,
+            calibration_samples=samples,
+            test_samples=1000 if quick else 0,
+            seed=seed,
+        )
+        # (The seed also picks the test subset of a quick run: a reference per setting.)
+        reference = keras_reference(source.model, data.x_test, data.y_test, "classification")
+        content = convert_tflite(
+            source.model,
+            source.input_shape,
+            "int8",
+            calibration=data.x_calibration,
+            progress=False,
+        )
+        outputs = TFLiteRunner(content).predict(data.x_test)
+        keras_top1 = reference.outputs.argmax(-1)
+        top = np.sort(outputs, axis=-1)[:, -2:]
+        rows.append(
+            {
+                "calibration_samples": samples,
+                "seed": seed,
+                "accuracy": float(np.mean(outputs.argmax(-1) == data.y_test) * 100),
+                "keras_accuracy": reference.accuracy,
+                "agreement": float(np.mean(outputs.argmax(-1) == keras_top1) * 100),
+                "agreement_ties_by_keras": float(
+                    np.mean(_break_ties_by(outputs, reference.outputs) == keras_top1) * 100
+                ),
+                "top1_ties": int(np.sum(top[:, 0] == top[:, 1])),
+            }
+        )
+    return rows
+
+
+def _calibration_table() -> str:
+    from export.report import format_table
+
+    if not _CALIBRATION:
+        return "(not run)"
+    return format_table(
+        [
+            "calibration images",
+            "seed",
+            "acc %",
+            "drop pp",
+            "strict agree %",
+            "ties",
+            "agree % ties by Keras",
+        ],
+        [
+            [
+                str(r["calibration_samples"]),
+                str(r["seed"]),
+                format(r["accuracy"], ".2f"),
+                format(r["keras_accuracy"] - r["accuracy"], "+.2f"),
+                format(r["agreement"], ".2f"),
+                str(r["top1_ties"]),
+                format(r["agreement_ties_by_keras"], ".2f"),
+            ]
+            for r in _CALIBRATION
+        ],
+    )
 
 
 def _profile(source, quick: bool) -> list[dict]:
@@ -261,6 +338,8 @@ def run(quick: bool = False) -> list[dict]:
         _LATENCY.update(_interleaved_latency(files, image, 5 if quick else 30, 200))
         _PROFILE.clear()
         _PROFILE.extend(_profile(source, quick))
+        _CALIBRATION.clear()
+        _CALIBRATION.extend(_calibration_sweep(source, quick))
 
         alexnet = _alexnet_source(workdir)
         data = load_export_data(
@@ -448,6 +527,11 @@ def to_markdown(rows: list[dict]) -> str:
             "",
             _latency_table(),
             "",
+            "## LeNet-5 int8 agreement against the calibration set (plain int8 file; the "
+            "s2d file has the same integer math)",
+            "",
+            _calibration_table(),
+            "",
             "## LeNet-5 latency by layer (model cut after each layer; + is the layer's share)",
             "",
             _profile_table(),
@@ -466,7 +550,12 @@ def main(argv=None) -> int:
     (RESULTS / "export.md").write_text(markdown)
     (RESULTS / "export.json").write_text(
         json.dumps(
-            {"files": rows, "latency_interleaved_us": _LATENCY, "profile": _PROFILE},
+            {
+                "files": rows,
+                "latency_interleaved_us": _LATENCY,
+                "profile": _PROFILE,
+                "calibration_sweep": _CALIBRATION,
+            },
             indent=2,
             default=float,
         )
