@@ -6,11 +6,13 @@ A crash while writing never leaves a half-written `config.json`, `metrics.json`,
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,43 @@ import numpy as np
 def _tmp_name(path: Path) -> Path:
     # Keep the suffix: Keras and matplotlib pick the format from it.
     return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+
+
+_TMP_PATTERN = re.compile(r"^\.(?:.+\.tmp(\d+)(?:\.[^.]*)?|write-test\w*)$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else
+    return True
+
+
+def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
+    """Deletes the hidden temporary files (`.model.tmp<pid>.keras`, ...) that a killed writer
+    left in `directory`; files of a process that is still running are kept.
+
+    Returns:
+        The deleted paths.
+    """
+    removed = []
+    directory = Path(directory)
+    if not directory.is_dir():
+        return removed
+    for entry in directory.iterdir():
+        match = _TMP_PATTERN.match(entry.name)
+        if not match or not entry.is_file():
+            continue
+        pid = match.group(1)
+        if pid is not None and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            entry.unlink()
+            removed.append(entry)
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -12,6 +12,7 @@ Levels (`--augment`), a translation of `t` being a pad-with-zeros-and-random-cro
 none          identity
 light         horizontal flip; where flips are not allowed (digits) a shift of 0.04 (1 pixel
               on 28x28) instead
+medium        light + random erasing (p = 0.5, 2-20 % of the area)
 standard      translation 0.1, flip, rotation +/-10 degrees, zoom +/-10 %
 strong        standard + contrast 0.3 + random erasing (p = 0.5, 2-20 % of the area)
 ============  ========================================================================
@@ -32,7 +33,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-AUGMENT_LEVELS = ("none", "light", "standard", "strong")
+AUGMENT_LEVELS = ("none", "light", "medium", "standard", "strong")
 
 _DATASET_DEFAULTS = {"mnist": "light", "fashion_mnist": "light"}
 
@@ -72,9 +73,10 @@ def augmentation_layers(
             tf.keras.layers.RandomRotation(10 / 360, seed=s(2), name="rotate", **geometric)
         )
         layers_.append(tf.keras.layers.RandomZoom(0.1, 0.1, seed=s(3), name="zoom", **geometric))
-    if level != "light" or not allows_flips:
+    small = level in ("light", "medium")
+    if not small or not allows_flips:
         # Nearest-neighbour translation moves pixels without blurring them: pad-and-crop.
-        shift = 0.04 if level == "light" else 0.1  # light: +/- 1 pixel on 28x28
+        shift = 0.04 if small else 0.1  # light, medium: +/- 1 pixel on 28x28
         layers_.append(
             tf.keras.layers.RandomTranslation(
                 shift,
@@ -89,6 +91,7 @@ def augmentation_layers(
         layers_.append(
             tf.keras.layers.RandomContrast(0.3, value_range=(0, 255), seed=s(5), name="contrast")
         )
+    if level in ("medium", "strong"):
         layers_.append(
             tf.keras.layers.RandomErasing(
                 factor=0.5,

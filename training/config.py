@@ -50,6 +50,12 @@ class TrainConfig:
     label_smoothing: float | None = _opt(
         None, "label smoothing, classification (auto: per model)", type=float
     )
+    ema_momentum: float | None = _opt(
+        None,
+        "exponential moving average of the weights, used for validation, model.keras and the "
+        "test metrics (0: off; auto: per model)",
+        type=float,
+    )
     early_stopping: int = _opt(
         5, "stop after this many epochs without val improvement (0: off)", type=int
     )
@@ -59,7 +65,7 @@ class TrainConfig:
     augment: str = _opt(
         "auto",
         "augmentation level (auto: per data set: light for MNIST-like sets, standard otherwise; none for the faithful lenet5 on them, which underfits)",
-        choices=("auto", "none", "light", "standard", "strong"),
+        choices=("auto", "none", "light", "medium", "standard", "strong"),
     )
     noise_std: float | None = _opt(
         None,
@@ -79,7 +85,10 @@ class TrainConfig:
         None, "build the model for this H,W,C instead of its default (e.g. 28,28,1)"
     )
     mixed_precision: str = _opt(
-        "off", "mixed-precision policy", choices=("off", "float16", "bfloat16")
+        "auto",
+        "mixed-precision policy (auto: bfloat16/float16 where the CPU, GPU or TPU computes it "
+        "natively, else off; see training/precision.py)",
+        choices=("auto", "off", "float16", "bfloat16"),
     )
     xla: bool | None = _opt(
         None,
@@ -245,6 +254,8 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
             setattr(c, key, defaults[key])
     if c.label_smoothing is None:
         c.label_smoothing = defaults.get("label_smoothing", 0.0)
+    if c.ema_momentum is None:
+        c.ema_momentum = defaults.get("ema_momentum", 0.0)
     if c.optimizer == "auto":
         c.optimizer = defaults["optimizer"]
     if c.augment == "auto" and "augment" in defaults and c.dataset in ("fashion_mnist", "mnist"):
@@ -259,6 +270,7 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
         ("weight_decay", c.weight_decay >= 0, ">= 0"),
         ("momentum", 0 <= c.momentum < 1, "in [0, 1)"),
         ("label_smoothing", 0 <= c.label_smoothing < 1, "in [0, 1)"),
+        ("ema_momentum", 0 <= c.ema_momentum < 1, "in [0, 1) (0: off)"),
         ("val_split", 0 < c.val_split < 1, "in (0, 1)"),
         ("warmup_epochs", c.warmup_epochs >= 0, ">= 0"),
         ("step_epochs", c.step_epochs >= 1, ">= 1"),

@@ -323,10 +323,11 @@ def _load_idx_dataset(name: str, data_dir: str | None) -> ImageDataset:
     try:
         dataset = _load_tfds(name, None)
     except Exception as e:
+        reason = str(e).splitlines()[0] if str(e) else ""
         raise FileNotFoundError(
-            f"{name} not found: searched {', '.join(searched)}, and the tensorflow-datasets "
-            f"download failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-            f"{_INSTALL_HINT}"
+            f"{name} not found: searched {', '.join(searched)}. To fix: {_INSTALL_HINT}. "
+            f"(The tensorflow-datasets download was tried last and failed: "
+            f"{type(e).__name__}: {reason[:120]})"
         ) from e
     dataset.name = name
     return dataset

@@ -64,6 +64,24 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.TPUStrategy(resolver)
 
 
+_NAMES = {
+    "CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy",
+    "_DefaultDistributionStrategy": "default",
+}
+
+
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
+    """The user-facing name of a strategy: TensorFlow's public class, or "default".
+
+    `MultiWorkerMirroredStrategy` objects are `CollectiveAllReduceStrategy` instances inside;
+    the default (no distribution) strategy is a private class.
+    """
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return _NAMES["CollectiveAllReduceStrategy"]
+    cls = type(strategy).__name__
+    return _NAMES.get(cls, cls)
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """True unless this process is a non-chief worker of a multi-worker cluster."""
     resolver = getattr(strategy, "cluster_resolver", None)

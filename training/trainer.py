@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import math
 import shutil
@@ -42,8 +43,8 @@ from training.config import (
 )
 from training.data import ImageDataset, load_dataset, train_val_split
 from training.pipeline import make_dataset
-from training.strategy import is_chief, make_strategy
-from training.tensorboard import ScalarLogger
+from training.precision import resolve_mixed_precision
+from training.strategy import is_chief, make_strategy, strategy_name
 
 __all__ = ["RunDirError", "TrainResult", "train"]
 
@@ -104,6 +105,7 @@ def prepare_run_dir(run_dir: Path, config: dict[str, Any], overwrite: bool) -> s
             )
         shutil.rmtree(run_dir)
     _check_writable(run_dir)
+    artifacts.remove_stale_temporaries(run_dir)  # left by a killed run of this directory
     if not config_path.is_file():
         others = [p.name for p in run_dir.iterdir() if not p.name.startswith(".")]
         if others:
@@ -124,11 +126,16 @@ def prepare_run_dir(run_dir: Path, config: dict[str, Any], overwrite: bool) -> s
         return "fresh"  # a run that failed before its first epoch: nothing to lose
     if _semantic(stored) != _semantic(config):
         diff = sorted(
-            k
-            for k in set(_semantic(stored)) | set(_semantic(config))
-            if stored.get(k) != config.get(k)
+            (
+                k
+                for k in set(_semantic(stored)) | set(_semantic(config))
+                if stored.get(k) != config.get(k)
+            ),
+            key=lambda k: (k not in ("model", "dataset"), k),  # what was trained first
         )
         changes = ", ".join(f"{k}: {stored.get(k)!r} -> {config.get(k)!r}" for k in diff[:4])
+        if len(diff) > 4:
+            changes += f" and {len(diff) - 4} more"
         raise RunDirError(
             f"--run-dir {run_dir} holds a run with a different configuration ({changes}); "
             f"pass --overwrite to replace it, choose another --run-dir, or --resume {run_dir} "
@@ -264,26 +271,43 @@ def _build_model(
     overrides: dict[str, Any],
     sync_bn: bool,
 ) -> tf.keras.Model:
-    """`create_model`; with `sync_bn`, our BatchNorm layers compute cross-replica moments.
-
-    The builder gets `synchronized=True` if it takes it; otherwise the flag is set on every
-    BatchNorm layer of the built model (it is read when the layer is called).
-    """
+    """`create_model`; with `sync_bn` the builder gets `synchronized=True`, which makes every
+    BatchNorm compute its moments across replicas (lenet5_modern and alexnet_bn take it)."""
     if not sync_bn:
         return _create(name, num_classes, input_shape, overrides)
-    try:
-        return _create(name, num_classes, input_shape, {**overrides, "synchronized": True})
-    except ValueError:
-        model = _create(name, num_classes, input_shape, overrides)
-    bn = [layer for layer in _all_layers(model) if hasattr(layer, "synchronized")]
-    if not bn:
+    from zoo import get_model_info
+
+    builder = inspect.signature(get_model_info(name).builder)
+    if "synchronized" not in builder.parameters:
         raise ValueError(
             f"--sync-bn: model {name!r} has no BatchNorm layer to synchronize; drop the flag "
             f"or use a model with BatchNorm (lenet5_modern, alexnet_bn)"
         )
-    for layer in bn:
-        layer.synchronized = True
-    return model
+    return _create(name, num_classes, input_shape, {**overrides, "synchronized": True})
+
+
+class SwapEMAWeights(tf.keras.callbacks.SwapEMAWeights):
+    """Keras's `SwapEMAWeights(swap_on_epoch=True)`, made safe for `BackupAndRestore`.
+
+    From the end of an epoch to the start of the next the model holds the moving averages of
+    its weights (the optimizer holds the raw ones): validation, the callbacks after this one
+    (`model.keras`) and the backup all see the averages. A backup restored on resumption
+    therefore has the averages in the model: the first epoch after it swaps them back before
+    training continues, as an uninterrupted run does.
+    """
+
+    def __init__(self):
+        super().__init__(swap_on_epoch=True)
+        self._first_epoch = True
+
+    def on_train_begin(self, logs=None):
+        self._first_epoch = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch:
+            self._first_epoch = False
+            self._ema_weights_in_model = epoch > 0  # resumed from a backup
+        super().on_epoch_begin(epoch, logs)
 
 
 def repair_backup(backup_dir: Path) -> None:
@@ -347,13 +371,6 @@ def _build_before_multiworker_fit(model, dataset, strategy) -> None:
     keras_tf_trainer.reduce_per_replica = reduce_per_replica
 
 
-def _all_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
-    flatten = getattr(model, "_flatten_layers", None)
-    if flatten is not None:
-        return list(flatten(include_self=False, recursive=True))
-    return list(model.layers)
-
-
 def _schedule(c: TrainConfig, steps_per_epoch: int):
     total = max(1, c.epochs * steps_per_epoch)
     if c.schedule == "constant":
@@ -381,12 +398,15 @@ def _schedule(c: TrainConfig, steps_per_epoch: int):
 def _optimizer(c: TrainConfig, steps_per_epoch: int) -> tf.keras.optimizers.Optimizer:
     lr = _schedule(c, steps_per_epoch)
     wd = c.weight_decay or None
+    ema = dict(use_ema=True, ema_momentum=c.ema_momentum) if c.ema_momentum else {}
     if c.optimizer == "sgd":
-        opt = tf.keras.optimizers.SGD(lr, momentum=c.momentum, nesterov=False, weight_decay=wd)
+        opt = tf.keras.optimizers.SGD(
+            lr, momentum=c.momentum, nesterov=False, weight_decay=wd, **ema
+        )
     elif c.optimizer == "adam":
-        opt = tf.keras.optimizers.Adam(lr, weight_decay=wd)
+        opt = tf.keras.optimizers.Adam(lr, weight_decay=wd, **ema)
     else:
-        opt = tf.keras.optimizers.AdamW(lr, weight_decay=c.weight_decay)
+        opt = tf.keras.optimizers.AdamW(lr, weight_decay=c.weight_decay, **ema)
     if wd:
         # Decay the kernels only: biases and normalization scales/shifts stay free.
         opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "scale", "offset"])
@@ -496,6 +516,7 @@ def train(
     if verbose_override is not None:
         c.verbose = verbose_override
     c = resolve_config(c)
+    c.mixed_precision = resolve_mixed_precision(c.mixed_precision)  # recorded resolved
     run_dir = Path(c.run_dir)
     cfg = c.to_dict()
 
@@ -661,13 +682,21 @@ def _train(
     recorder = RunRecorder(
         run_dir, monitor, mode, steps_per_epoch * batch, export_model=export_model
     )
-    callbacks: list[tf.keras.callbacks.Callback] = [tf.keras.callbacks.TerminateOnNaN(), recorder]
+    callbacks: list[tf.keras.callbacks.Callback] = [tf.keras.callbacks.TerminateOnNaN()]
+    if c.ema_momentum:
+        # Before the recorder: validation, model.keras and the test metrics use the averages.
+        callbacks.append(SwapEMAWeights())
+    callbacks.append(recorder)
     if c.early_stopping:
         callbacks.append(
             tf.keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=c.early_stopping)
         )
     if c.tensorboard:
-        callbacks.append(ScalarLogger(run_dir / "tensorboard"))
+        callbacks.append(
+            tf.keras.callbacks.TensorBoard(
+                str(run_dir / "tensorboard"), write_graph=False, profile_batch=0
+            )
+        )
     repair_backup(run_dir / "checkpoints")
     callbacks.append(
         tf.keras.callbacks.BackupAndRestore(
@@ -679,8 +708,9 @@ def _train(
     _say(
         f"Training {c.model} on {data.name}: {len(x_train)} train / {len(x_val)} validation / "
         f"{len(data.y_test)} test images, input {target_shape}, batch {c.batch_size} over "
-        f"{replicas} replica(s) ({type(strategy).__name__}), augment {level}, "
-        f"{c.optimizer} lr {c.learning_rate:g} ({c.schedule}), xla {c.xla}, "
+        f"{replicas} replica(s) ({strategy_name(strategy)}), augment {level}, "
+        f"{c.optimizer} lr {c.learning_rate:g} ({c.schedule}), mixed precision "
+        f"{c.mixed_precision}, xla {c.xla}, "
         f"steps/execution {spe}, run dir {run_dir}" + (" (resuming)" if state == "resume" else ""),
         c.verbose,
     )
@@ -737,7 +767,7 @@ def _train(
         "val_size": len(x_val),
         "test_size": len(data.y_test),
         "replicas": replicas,
-        "strategy": type(strategy).__name__,
+        "strategy": strategy_name(strategy),
         "mixed_precision": c.mixed_precision,
         "xla": c.xla,
     }
@@ -805,7 +835,8 @@ def summary(metrics: dict, run_dir: Path | str) -> str:
         )
     lines.append(
         f"  {metrics['images_per_second']:.0f} images/s training, wall time "
-        f"{metrics['wall_time_seconds']:.1f} s, {metrics['replicas']} replica(s)"
+        f"{metrics['wall_time_seconds']:.1f} s, {metrics['replicas']} replica(s), mixed "
+        f"precision {metrics.get('mixed_precision', 'off')}"
     )
     lines.append(f"  run directory: {run_dir}")
     lines.append("=" * 72)

@@ -129,6 +129,7 @@ def build_alexnet(
     pool_ceil_mode: bool = True,
     resize_to: int | Sequence[int] | None = None,
     initialization: str = "he",
+    synchronized: bool = False,
     name: str = "alexnet",
 ) -> tf.keras.Model:
     """Builds AlexNet; the registered names fix `towers` and `normalization`.
@@ -145,6 +146,8 @@ def build_alexnet(
         pool_ceil_mode: round pool output sizes up (Caffe); same sizes as floor at 227x227.
         resize_to: if given, resize the (normalized) input to this size first.
         initialization: "he" (default) or "paper" (N(0, 0.01), some biases 1).
+        synchronized: with "batch_norm", every BatchNorm computes its batch moments over all
+            replicas of a `tf.distribute` strategy (`python -m training --sync-bn`).
         name: the model name.
 
     Returns:
@@ -163,6 +166,11 @@ def build_alexnet(
         )
     if not 0.0 <= dropout_rate < 1.0:
         raise ValueError(f"`dropout_rate` must be in [0, 1), got {dropout_rate!r}.")
+    if synchronized and normalization != "batch_norm":
+        raise ValueError(
+            f"`synchronized=True` needs BatchNorm layers; normalization={normalization!r} has "
+            f"none (use alexnet_bn)."
+        )
     if isinstance(fc_units, bool) or not isinstance(fc_units, int) or fc_units < 1:
         raise ValueError(f"`fc_units` must be a positive integer, got {fc_units!r}.")
     size = _resize_size(resize_to)
@@ -194,7 +202,7 @@ def build_alexnet(
             **_initializers(initialization, bias_one),
         )(x)
         if batch_norm:
-            x = BatchNorm(name=f"bn{index}")(x)
+            x = BatchNorm(synchronized=synchronized, name=f"bn{index}")(x)
             x = tf.keras.layers.Activation("relu", name=f"relu{index}")(x)
         elif index <= 2:
             x = LocalResponseNorm(
@@ -261,12 +269,26 @@ def alexnet_single_tower(
     std=IMAGENET_STD,
     paper=ALEXNET_PAPER + " LRN replaced by batch normalization (Ioffe & Szegedy, 2015).",
 )
-def alexnet_bn(input_shape: tuple[int, int, int], num_classes: int, **overrides) -> tf.keras.Model:
+def alexnet_bn(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    synchronized: bool = False,
+    **overrides,
+) -> tf.keras.Model:
     """AlexNet (two towers) with BatchNorm + ReLU after every convolution and no LRN.
 
-    Args: see `build_alexnet`.
+    Args:
+        synchronized: every BatchNorm computes its batch moments over all replicas of a
+            `tf.distribute` strategy (`python -m training --sync-bn`).
+        others: see `build_alexnet`.
     """
     overrides.setdefault("name", "alexnet_bn")
     return build_alexnet(
-        input_shape, num_classes, towers=2, normalization="batch_norm", **overrides
+        input_shape,
+        num_classes,
+        towers=2,
+        normalization="batch_norm",
+        synchronized=synchronized,
+        **overrides,
     )

@@ -139,6 +139,7 @@ def lenet5_modern(
     std: Sequence[float] = FASHION_MNIST_STD,
     conv1_padding: int | None = None,
     dropout_rate: float = 0.0,
+    synchronized: bool = False,
     name: str = "lenet5_modern",
 ) -> tf.keras.Model:
     """LeNet-5 with today's defaults, same shapes as `lenet5`.
@@ -158,6 +159,8 @@ def lenet5_modern(
         std: per-channel standard deviation on [0, 1] pixels.
         conv1_padding: C1's zero padding; None pads a 28x28 input by 2 and a 32x32 input by 0.
         dropout_rate: dropout after the hidden dense layers; 0 disables it.
+        synchronized: every BatchNorm computes its batch moments over all replicas of a
+            `tf.distribute` strategy (`python -m training --sync-bn`).
         name: the model name.
 
     Returns:
@@ -171,13 +174,13 @@ def lenet5_modern(
     x = normalization_layer(mean, std, input_shape[-1])(inputs)
     for index, (filters, pad) in enumerate(((6, padding), (16, 0)), start=1):
         x = Conv2D(filters, 5, padding=pad, use_bias=False, name=f"conv{index}")(x)
-        x = BatchNorm(name=f"bn{index}")(x)
+        x = BatchNorm(synchronized=synchronized, name=f"bn{index}")(x)
         x = tf.keras.layers.Activation("relu", name=f"relu{index}")(x)
         x = MaxPool2D(2, name=f"pool{index}")(x)
     x = tf.keras.layers.Flatten(name="flatten")(x)
     for index, units in enumerate((120, 84), start=1):
         x = tf.keras.layers.Dense(units, use_bias=False, name=f"fc{index}")(x)
-        x = BatchNorm(name=f"bn{index + 2}")(x)
+        x = BatchNorm(synchronized=synchronized, name=f"bn{index + 2}")(x)
         x = tf.keras.layers.Activation("relu", name=f"relu{index + 2}")(x)
         if dropout_rate > 0:
             x = tf.keras.layers.Dropout(dropout_rate, name=f"drop{index}")(x)

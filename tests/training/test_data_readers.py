@@ -131,7 +131,10 @@ def test_nowhere_found_names_places_and_remedy(tmp_path, monkeypatch):
         load_dataset("fashion_mnist")
     message = str(info.value)
     assert str(tmp_path / "system" / "fashion-mnist") in message
-    assert "no route to host" in message and "--data-dir" in message
+    # The places searched and the fix come first, the download's failure last.
+    fix = message.index("apt-get install dataset-fashion-mnist")
+    assert message.index(str(tmp_path / "system")) < fix < message.index("no route to host")
+    assert "--data-dir" in message[: fix + 200] and "\n" not in message
 
 
 def test_unknown_spec():

@@ -63,6 +63,17 @@ def test_one_epoch_run_writes_every_artifact(tmp_path):
     assert any((run_dir / "checkpoints").iterdir())
     assert list((run_dir / "tensorboard" / "train").glob("events.out.tfevents.*"))
     assert list((run_dir / "tensorboard" / "validation").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for split, tags in (
+        ("train", {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"}),
+        ("validation", {"epoch_loss", "epoch_accuracy"}),
+    ):
+        events = EventAccumulator(str(run_dir / "tensorboard" / split))
+        events.Reload()
+        assert tags <= set(events.Tags()["tensors"]), split
+        (loss,) = events.Tensors("epoch_loss")
+        assert loss.step == 0 and np.isfinite(tf.make_ndarray(loss.tensor_proto))
     assert not [p for p in run_dir.iterdir() if ".tmp" in p.name]
 
     config = json.loads((run_dir / "config.json").read_text())
