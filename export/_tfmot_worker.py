@@ -246,12 +246,16 @@ def init_activation_ranges(qat_model, folded, images) -> int:
     return count
 
 
-def _compile(model, task, learning_rate):
-    loss = (
-        tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if task == "classification"
-        else tf.keras.losses.MeanSquaredError()
-    )
+def _compile(model, task, learning_rate, label_smoothing=0.0):
+    if task == "classification" and label_smoothing:
+        # The sparse loss has no label smoothing: one-hot targets (see `_targets`).
+        loss = tf.keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=label_smoothing
+        )
+    elif task == "classification":
+        loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    else:
+        loss = tf.keras.losses.MeanSquaredError()
     model.compile(tf.keras.optimizers.Adam(learning_rate), loss)
 
 
@@ -312,13 +316,16 @@ def run(work: Path) -> None:
         peak = 255.0 if float(np.max(model.predict(x_train[:16], verbose=0))) > 2.0 else 1.0
     targets = _targets(task, x_train, y_train, peak)
     summary = {"mode": spec["mode"], "epochs": spec["epochs"], "train_samples": len(x_train)}
+    smoothing = float(spec.get("label_smoothing") or 0.0)
+    if task == "classification" and smoothing:
+        targets = np.eye(int(model.output_shape[-1]), dtype=np.float32)[targets]
     if spec["mode"] == "qat":
         qat_model, folded = build_qat_model(model)
         reference = model.predict(x_train[:256], verbose=0)
         folded_out = folded.predict(x_train[:256], verbose=0)
         summary["fold_max_abs_diff"] = float(np.max(np.abs(reference - folded_out)))
         summary["ranges_initialized"] = init_activation_ranges(qat_model, folded, x_calibration)
-        _compile(qat_model, task, spec["learning_rate"])
+        _compile(qat_model, task, spec["learning_rate"], smoothing)
         history = qat_model.fit(
             x_train, targets, batch_size=spec["batch_size"], epochs=spec["epochs"], verbose=0
         )
@@ -343,7 +350,7 @@ def run(work: Path) -> None:
             return layer
 
         pruned = tf.keras.models.clone_model(model, clone_function=clone)
-        _compile(pruned, task, spec["learning_rate"])
+        _compile(pruned, task, spec["learning_rate"], smoothing)
         pruned.fit(
             x_train,
             targets,

