@@ -317,6 +317,7 @@ def run(work: Path) -> None:
     targets = _targets(task, x_train, y_train, peak)
     summary = {"mode": spec["mode"], "epochs": spec["epochs"], "train_samples": len(x_train)}
     smoothing = float(spec.get("label_smoothing") or 0.0)
+    summary["label_smoothing"] = smoothing if task == "classification" else 0.0
     if task == "classification" and smoothing:
         targets = np.eye(int(model.output_shape[-1]), dtype=np.float32)[targets]
     if spec["mode"] == "qat":

@@ -258,3 +258,20 @@ def test_pruning_sparsifies_and_reports_compressed_size(tmp_path, lenet_run, tra
     assert "pruning" in report.notes
     assert report.notes["gzip_size_bytes"] < 0.8 * report.size_bytes
     assert "gzip KB" in (tmp_path / "report.md").read_text()
+
+
+def test_qat_fine_tunes_with_the_runs_label_smoothing(tmp_path, lenet_run, train_data):
+    from export.tfmot_process import run_tfmot
+
+    run_dir = tmp_path / lenet_run.name
+    run_dir.mkdir()
+    (run_dir / "model.keras").write_bytes((lenet_run / "model.keras").read_bytes())
+    config = json.loads((lenet_run / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps(dict(config, label_smoothing=0.1)))
+    result = run_tfmot(load_source(run_dir), train_data, mode="qat", epochs=1)
+    assert result.summary["label_smoothing"] == pytest.approx(0.1)
+    # Cross-entropy against smoothed one-hot targets cannot go below their entropy (0.50 for
+    # 10 classes at 0.1); hard labels would let it.
+    entropy = -(0.91 * np.log(0.91) + 9 * 0.01 * np.log(0.01))
+    assert min(result.summary["loss"]) >= entropy - 1e-3
+    assert TFLiteRunner(result.tflite).float_ops() == []
