@@ -9,6 +9,9 @@
 - `export.tfmot_process`: QAT and pruning in a tf_keras subprocess (`export._tfmot_worker`).
 - `export.verify`: running every file in LiteRT / ONNX Runtime and the parity checks.
 - `export.report`: `report.md` / `report.json`; `export.profile`: layer latency profile.
+- `export.rewrite`: deployment graph rewrite (few-channel convolutions as space-to-depth
+  convolutions, the `tflite_int8_s2d` format: same integer math, ~5x faster int8 LeNet-5
+  under XNNPACK, larger file).
 - `export.exporter`: `export_model(source, ExportOptions(...))`, the whole pipeline.
 
 This package imports nothing at import time: `export._tfmot_worker` must set
