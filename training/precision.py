@@ -76,7 +76,7 @@ def native_mixed_precision(
         tpu: whether TPUs are visible (default: asks TensorFlow).
     """
     if tpu is None:
-        tpu = bool(tf.config.list_logical_devices("TPU"))
+        tpu = bool(tf.config.list_physical_devices("TPU"))
     if tpu:
         return "bfloat16"
     if gpu_capabilities is None:
@@ -90,8 +90,18 @@ def native_mixed_precision(
     return "bfloat16" if CPU_BF16_FLAGS & set(flags) else "off"
 
 
-def resolve_mixed_precision(value: str) -> str:
-    """`auto` -> `native_mixed_precision()`; the other choices are returned as given."""
+def resolve_mixed_precision(value: str, strategy: tf.distribute.Strategy | None = None) -> str:
+    """`auto` -> `native_mixed_precision()`; the other choices are returned as given.
+
+    Args:
+        value: "auto", "off", "float16" or "bfloat16".
+        strategy: the run's strategy; a `TPUStrategy` means bfloat16 (its TPUs may be remote,
+            not among this host's devices).
+    """
     if value not in MIXED_PRECISION_CHOICES:
         raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION_CHOICES}, got {value!r}")
-    return native_mixed_precision() if value == "auto" else value
+    if value != "auto":
+        return value
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return "bfloat16"
+    return native_mixed_precision()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import inspect
 import json
 import math
@@ -516,19 +517,27 @@ def train(
     if verbose_override is not None:
         c.verbose = verbose_override
     c = resolve_config(c)
-    c.mixed_precision = resolve_mixed_precision(c.mixed_precision)  # recorded resolved
     run_dir = Path(c.run_dir)
-    cfg = c.to_dict()
 
     from zoo import get_model_info
 
     info = get_model_info(c.model)  # unknown model: ValueError before anything is written
+    if c.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        # Keras's TensorBoard callback writes its summaries with the tensorboard package.
+        raise ValueError(
+            "--tensorboard needs the tensorboard package: pip install 'tensorboard==2.21.*', "
+            "or pass --no-tensorboard"
+        )
 
     tf.keras.utils.set_random_seed(c.seed)
     if c.deterministic:
         tf.config.experimental.enable_op_determinism()
 
+    # The strategy first: a multi-worker strategy must configure TensorFlow's runtime before
+    # anything else initializes it (asking for the devices below would).
     strategy = make_strategy(c.strategy)
+    c.mixed_precision = resolve_mixed_precision(c.mixed_precision, strategy)  # recorded resolved
+    cfg = c.to_dict()
     chief = is_chief(strategy)
     write_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="convzoo-worker-"))
     state = prepare_run_dir(write_dir, cfg, overwrite) if chief else "fresh"

@@ -28,7 +28,7 @@ def _block_images(labels: np.ndarray, size: int = 28) -> np.ndarray:
     return x
 
 
-@pytest.mark.parametrize("level", ["light", "standard", "strong"])
+@pytest.mark.parametrize("level", ["light", "medium", "standard", "strong"])
 @pytest.mark.parametrize("allows_flips", [True, False])
 def test_augmenter_keeps_shape_dtype_range(level, allows_flips):
     augment = build_augmenter(level, allows_flips, seed=1)
@@ -54,7 +54,9 @@ def test_none_is_identity_and_flips_follow_the_dataset():
     assert resolve_augment("auto", "tfds:cifar10") == "standard"
     with pytest.raises(ValueError, match=r"light.*'heavy'"):
         resolve_augment("heavy", "mnist")
-    assert set(AUGMENT_LEVELS) == {"none", "light", "standard", "strong"}
+    assert set(AUGMENT_LEVELS) == {"none", "light", "medium", "standard", "strong"}
+    assert names(augmentation_layers("medium", allows_flips=True)) == ["flip", "erase"]
+    assert names(augmentation_layers("medium", allows_flips=False)) == ["translate", "erase"]
 
 
 @pytest.mark.parametrize("level", ["light", "standard"])
