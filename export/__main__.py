@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
 from collections.abc import Sequence
@@ -23,23 +22,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import layers  # noqa: F401  (first: imports TensorFlow without its native start-up logs)
 from export.formats import DEFAULT_FORMATS, FORMATS
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line on stderr, exit 2, no usage dump
-        if message.startswith("unrecognized arguments"):
-            known = [s for a in self._actions for s in a.option_strings if s.startswith("--")]
-            unknown = [w.split("=")[0] for w in message.split(":", 1)[1].split()]
-            close = [m for w in unknown for m in difflib.get_close_matches(w, known, n=1)]
-            hint = f"did you mean {', '.join(close)}? " if close else ""
-            message += f"; {hint}accepted options: see {self.prog} --help"
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(2)
+from zoo.cli import OneLineErrorParser
 
 
 def build_parser() -> argparse.ArgumentParser:
     rows = "\n".join(f"  {f.name:<20} {f.description}" for f in FORMATS.values())
-    parser = _Parser(
+    parser = OneLineErrorParser(
         prog="python -m export",
         description="Export a trained model to TFLite and ONNX, verify every file in its "
         "runtime against the Keras model, and write report.md/report.json.",

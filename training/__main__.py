@@ -7,30 +7,19 @@ over the file, the file over the defaults. Errors are one line on stderr and exi
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2, no usage dump
-        if message.startswith("unrecognized arguments"):
-            known = [s for a in self._actions for s in a.option_strings if s.startswith("--")]
-            unknown = [w.split("=")[0] for w in message.split(":", 1)[1].split()]
-            close = [m for w in unknown for m in difflib.get_close_matches(w, known, n=1)]
-            hint = f"did you mean {', '.join(close)}? " if close else ""
-            message += f"; {hint}accepted options: see {self.prog} --help"
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(2)
+from zoo.cli import OneLineErrorParser
 
 
 def build_parser() -> argparse.ArgumentParser:
     from training.config import fields
 
-    parser = _Parser(
+    parser = OneLineErrorParser(
         prog="python -m training",
         description=(
             "Train a convzoo model. With no arguments: LeNet-5 on Fashion-MNIST into "

@@ -14,6 +14,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from zoo.cli import OneLineErrorParser
+
 
 def _parse_shape(text: str) -> tuple[int, ...]:
     parts = text.replace("x", ",").split(",")
@@ -27,7 +29,7 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="python -m zoo",
         description="Print a zoo model's layers: output shape, parameters, receptive field, "
         "multiply-adds. Without a name, list the models.",
@@ -54,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = create_model(args.name, num_classes=args.num_classes, input_shape=args.input_shape)
         summary(model, plot_to=args.plot)
     except (ValueError, FileNotFoundError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"python -m zoo: error: {error}", file=sys.stderr)
         return 2
     return 0
 

@@ -93,7 +93,7 @@ def test_cli_summary_plot_and_errors(tmp_path):
 
     bad = _cli("alexnett")
     assert bad.returncode == 2 and bad.stdout == ""
-    errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("python -m zoo: error:")]
     assert len(errors) == 1 and "'alexnett'" in errors[0] and "'alexnet'" in errors[0]
     assert "Traceback" not in bad.stderr
 
