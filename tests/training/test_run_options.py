@@ -15,6 +15,8 @@ from training import artifacts, train
 from training.precision import _cpu_flags, native_mixed_precision, resolve_mixed_precision
 from training.trainer import RunDirError, _build_model
 
+pytestmark = pytest.mark.keras3_only  # the training world is Keras 3 (DESIGN.md)
+
 SMALL = dict(
     model="lenet5_modern",
     dataset="fashion_mnist",
