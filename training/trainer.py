@@ -287,7 +287,12 @@ def _build_model(
     return _create(name, num_classes, input_shape, {**overrides, "synchronized": True})
 
 
-class SwapEMAWeights(tf.keras.callbacks.SwapEMAWeights):
+# Keras 3 only; tf_keras has no such callback (training runs in Keras 3, DESIGN.md), but this
+# module must still import in the legacy world.
+_SwapEMABase = getattr(tf.keras.callbacks, "SwapEMAWeights", tf.keras.callbacks.Callback)
+
+
+class SwapEMAWeights(_SwapEMABase):
     """Keras's `SwapEMAWeights(swap_on_epoch=True)`, made safe for `BackupAndRestore`.
 
     From the end of an epoch to the start of the next the model holds the moving averages of
