@@ -64,7 +64,7 @@ class TrainConfig:
     )
     augment: str = _opt(
         "auto",
-        "augmentation level (auto: per data set: light for MNIST-like sets, standard otherwise; none for the faithful lenet5 on them, which underfits)",
+        "augmentation level (auto: per data set: light for MNIST-like sets, standard otherwise; on them none for the faithful lenet5, which underfits, and medium for lenet5_modern)",
         choices=("auto", "none", "light", "medium", "standard", "strong"),
     )
     noise_std: float | None = _opt(
