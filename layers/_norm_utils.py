@@ -49,3 +49,31 @@ def broadcast_shape(rank: int, axes: Sequence[int], sizes: Sequence[int]) -> lis
     for axis, size in zip(axes, sizes, strict=True):
         shape[axis] = size
     return shape
+
+
+def add_scale_and_offset(layer: tf.keras.layers.Layer, shape: Sequence[int]) -> None:
+    """Creates `layer.gamma` (when `layer.scale`) and `layer.beta` (when `layer.center`).
+
+    The two weights of every normalization layer, in Keras's order and with Keras's names (so
+    `get_weights`/`set_weights` transfer to and from the Keras layers), float32 and never
+    auto-cast; the one absent is None.
+    """
+    layer.gamma = layer.beta = None
+    if layer.scale:
+        layer.gamma = layer.add_weight(
+            name="gamma",
+            shape=tuple(shape),
+            initializer=layer.gamma_initializer,
+            regularizer=layer.gamma_regularizer,
+            trainable=True,
+            **float32_weight_kwargs(),
+        )
+    if layer.center:
+        layer.beta = layer.add_weight(
+            name="beta",
+            shape=tuple(shape),
+            initializer=layer.beta_initializer,
+            regularizer=layer.beta_regularizer,
+            trainable=True,
+            **float32_weight_kwargs(),
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from layers._norm_utils import (
+    add_scale_and_offset,
     broadcast_shape,
     compute_float_dtype,
     float32_weight_kwargs,
@@ -146,26 +147,7 @@ class BatchNorm(tf.keras.layers.Layer):
         self._channels_last = self._channel_axis == rank - 1
         shape = (channels,)
         fp32 = float32_weight_kwargs()
-        self.gamma = None
-        self.beta = None
-        if self.scale:
-            self.gamma = self.add_weight(
-                name="gamma",
-                shape=shape,
-                initializer=self.gamma_initializer,
-                regularizer=self.gamma_regularizer,
-                trainable=True,
-                **fp32,
-            )
-        if self.center:
-            self.beta = self.add_weight(
-                name="beta",
-                shape=shape,
-                initializer=self.beta_initializer,
-                regularizer=self.beta_regularizer,
-                trainable=True,
-                **fp32,
-            )
+        add_scale_and_offset(self, shape)
         self.moving_mean = self.add_weight(
             name="moving_mean",
             shape=shape,

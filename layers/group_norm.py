@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from layers._norm_utils import compute_float_dtype, float32_weight_kwargs, normalize_axis
+from layers._norm_utils import add_scale_and_offset, compute_float_dtype, normalize_axis
 
 
 @tf.keras.utils.register_keras_serializable(package="convzoo")
@@ -113,27 +113,7 @@ class GroupNorm(tf.keras.layers.Layer):
         self._group_axes = [i for i in range(1, rank + 1) if i != a]
         self._param_shape = [1] * (rank + 1)
         self._param_shape[a : a + 2] = [groups, channels // groups]
-        fp32 = float32_weight_kwargs()
-        self.gamma = None
-        self.beta = None
-        if self.scale:
-            self.gamma = self.add_weight(
-                name="gamma",
-                shape=(channels,),
-                initializer=self.gamma_initializer,
-                regularizer=self.gamma_regularizer,
-                trainable=True,
-                **fp32,
-            )
-        if self.center:
-            self.beta = self.add_weight(
-                name="beta",
-                shape=(channels,),
-                initializer=self.beta_initializer,
-                regularizer=self.beta_regularizer,
-                trainable=True,
-                **fp32,
-            )
+        add_scale_and_offset(self, (channels,))
         self.input_spec = tf.keras.layers.InputSpec(ndim=rank, axes={a: channels})
         self.built = True
 

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from layers._norm_utils import (
+    add_scale_and_offset,
     broadcast_shape,
     compute_float_dtype,
-    float32_weight_kwargs,
     normalize_axis,
 )
 
@@ -106,27 +106,7 @@ class LayerNorm(tf.keras.layers.Layer):
             )
         self._reshape_params = self._axes != [rank - 1]
         self._param_shape = broadcast_shape(rank, self._axes, shape)
-        fp32 = float32_weight_kwargs()
-        self.gamma = None
-        self.beta = None
-        if self.scale:
-            self.gamma = self.add_weight(
-                name="gamma",
-                shape=shape,
-                initializer=self.gamma_initializer,
-                regularizer=self.gamma_regularizer,
-                trainable=True,
-                **fp32,
-            )
-        if self.center:
-            self.beta = self.add_weight(
-                name="beta",
-                shape=shape,
-                initializer=self.beta_initializer,
-                regularizer=self.beta_regularizer,
-                trainable=True,
-                **fp32,
-            )
+        add_scale_and_offset(self, shape)
         self.built = True
 
     def call(self, inputs):
