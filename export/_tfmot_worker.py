@@ -296,6 +296,8 @@ def run(work: Path) -> None:
     from zoo import create_model
 
     spec = json.loads((work / "spec.json").read_text())
+    # Seeded shuffling and initialization: the same export gives the same QAT/pruned file.
+    tf.keras.utils.set_random_seed(int(spec.get("seed", 0)))
     with np.load(work / "weights.npz") as arrays:
         weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
     with np.load(work / "data.npz") as arrays:
