@@ -51,6 +51,37 @@ def broadcast_shape(rank: int, axes: Sequence[int], sizes: Sequence[int]) -> lis
     return shape
 
 
+def set_scale_and_offset_options(
+    layer: tf.keras.layers.Layer,
+    *,
+    center: bool,
+    scale: bool,
+    beta_initializer,
+    gamma_initializer,
+    beta_regularizer,
+    gamma_regularizer,
+) -> None:
+    """Stores the constructor options of `gamma` and `beta` on `layer`, resolved to objects."""
+    layer.center = bool(center)
+    layer.scale = bool(scale)
+    layer.beta_initializer = tf.keras.initializers.get(beta_initializer)
+    layer.gamma_initializer = tf.keras.initializers.get(gamma_initializer)
+    layer.beta_regularizer = tf.keras.regularizers.get(beta_regularizer)
+    layer.gamma_regularizer = tf.keras.regularizers.get(gamma_regularizer)
+
+
+def scale_and_offset_config(layer: tf.keras.layers.Layer) -> dict:
+    """The `get_config` entries of the options `set_scale_and_offset_options` stored."""
+    return {
+        "center": layer.center,
+        "scale": layer.scale,
+        "beta_initializer": tf.keras.initializers.serialize(layer.beta_initializer),
+        "gamma_initializer": tf.keras.initializers.serialize(layer.gamma_initializer),
+        "beta_regularizer": tf.keras.regularizers.serialize(layer.beta_regularizer),
+        "gamma_regularizer": tf.keras.regularizers.serialize(layer.gamma_regularizer),
+    }
+
+
 def add_scale_and_offset(layer: tf.keras.layers.Layer, shape: Sequence[int]) -> None:
     """Creates `layer.gamma` (when `layer.scale`) and `layer.beta` (when `layer.center`).
 

@@ -11,6 +11,8 @@ from layers._norm_utils import (
     float32_weight_kwargs,
     mean_aggregation_kwargs,
     normalize_axis,
+    scale_and_offset_config,
+    set_scale_and_offset_options,
 )
 
 
@@ -116,15 +118,18 @@ class BatchNorm(tf.keras.layers.Layer):
         self.axis = axis
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
-        self.center = bool(center)
-        self.scale = bool(scale)
+        set_scale_and_offset_options(
+            self,
+            center=center,
+            scale=scale,
+            beta_initializer=beta_initializer,
+            gamma_initializer=gamma_initializer,
+            beta_regularizer=beta_regularizer,
+            gamma_regularizer=gamma_regularizer,
+        )
         self.synchronized = bool(synchronized)
-        self.beta_initializer = tf.keras.initializers.get(beta_initializer)
-        self.gamma_initializer = tf.keras.initializers.get(gamma_initializer)
         self.moving_mean_initializer = tf.keras.initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = tf.keras.initializers.get(moving_variance_initializer)
-        self.beta_regularizer = tf.keras.regularizers.get(beta_regularizer)
-        self.gamma_regularizer = tf.keras.regularizers.get(gamma_regularizer)
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -254,24 +259,19 @@ class BatchNorm(tf.keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
+        config.update(scale_and_offset_config(self))
         config.update(
             {
                 "axis": self.axis,
                 "momentum": self.momentum,
                 "epsilon": self.epsilon,
-                "center": self.center,
-                "scale": self.scale,
                 "synchronized": self.synchronized,
-                "beta_initializer": tf.keras.initializers.serialize(self.beta_initializer),
-                "gamma_initializer": tf.keras.initializers.serialize(self.gamma_initializer),
                 "moving_mean_initializer": tf.keras.initializers.serialize(
                     self.moving_mean_initializer
                 ),
                 "moving_variance_initializer": tf.keras.initializers.serialize(
                     self.moving_variance_initializer
                 ),
-                "beta_regularizer": tf.keras.regularizers.serialize(self.beta_regularizer),
-                "gamma_regularizer": tf.keras.regularizers.serialize(self.gamma_regularizer),
             }
         )
         return config

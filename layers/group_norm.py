@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from layers._norm_utils import add_scale_and_offset, compute_float_dtype, normalize_axis
+from layers._norm_utils import (
+    add_scale_and_offset,
+    compute_float_dtype,
+    normalize_axis,
+    scale_and_offset_config,
+    set_scale_and_offset_options,
+)
 
 
 @tf.keras.utils.register_keras_serializable(package="convzoo")
@@ -73,12 +79,15 @@ class GroupNorm(tf.keras.layers.Layer):
         self.groups = groups
         self.axis = axis
         self.epsilon = float(epsilon)
-        self.center = bool(center)
-        self.scale = bool(scale)
-        self.beta_initializer = tf.keras.initializers.get(beta_initializer)
-        self.gamma_initializer = tf.keras.initializers.get(gamma_initializer)
-        self.beta_regularizer = tf.keras.regularizers.get(beta_regularizer)
-        self.gamma_regularizer = tf.keras.regularizers.get(gamma_regularizer)
+        set_scale_and_offset_options(
+            self,
+            center=center,
+            scale=scale,
+            beta_initializer=beta_initializer,
+            gamma_initializer=gamma_initializer,
+            beta_regularizer=beta_regularizer,
+            gamma_regularizer=gamma_regularizer,
+        )
         self.supports_masking = True
 
     def _groups_for(self, channels: int) -> int:
@@ -144,17 +153,12 @@ class GroupNorm(tf.keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
+        config.update(scale_and_offset_config(self))
         config.update(
             {
                 "groups": self.groups,
                 "axis": self.axis,
                 "epsilon": self.epsilon,
-                "center": self.center,
-                "scale": self.scale,
-                "beta_initializer": tf.keras.initializers.serialize(self.beta_initializer),
-                "gamma_initializer": tf.keras.initializers.serialize(self.gamma_initializer),
-                "beta_regularizer": tf.keras.regularizers.serialize(self.beta_regularizer),
-                "gamma_regularizer": tf.keras.regularizers.serialize(self.gamma_regularizer),
             }
         )
         return config

@@ -11,6 +11,8 @@ from layers._norm_utils import (
     broadcast_shape,
     compute_float_dtype,
     normalize_axis,
+    scale_and_offset_config,
+    set_scale_and_offset_options,
 )
 
 
@@ -73,12 +75,15 @@ class LayerNorm(tf.keras.layers.Layer):
             raise ValueError(f"`epsilon` must be a positive float, got {epsilon!r}.")
         self.axis = axis if isinstance(axis, int) else list(axis)
         self.epsilon = float(epsilon)
-        self.center = bool(center)
-        self.scale = bool(scale)
-        self.beta_initializer = tf.keras.initializers.get(beta_initializer)
-        self.gamma_initializer = tf.keras.initializers.get(gamma_initializer)
-        self.beta_regularizer = tf.keras.regularizers.get(beta_regularizer)
-        self.gamma_regularizer = tf.keras.regularizers.get(gamma_regularizer)
+        set_scale_and_offset_options(
+            self,
+            center=center,
+            scale=scale,
+            beta_initializer=beta_initializer,
+            gamma_initializer=gamma_initializer,
+            beta_regularizer=beta_regularizer,
+            gamma_regularizer=gamma_regularizer,
+        )
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -133,16 +138,11 @@ class LayerNorm(tf.keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
+        config.update(scale_and_offset_config(self))
         config.update(
             {
                 "axis": self.axis,
                 "epsilon": self.epsilon,
-                "center": self.center,
-                "scale": self.scale,
-                "beta_initializer": tf.keras.initializers.serialize(self.beta_initializer),
-                "gamma_initializer": tf.keras.initializers.serialize(self.gamma_initializer),
-                "beta_regularizer": tf.keras.regularizers.serialize(self.beta_regularizer),
-                "gamma_regularizer": tf.keras.regularizers.serialize(self.gamma_regularizer),
             }
         )
         return config
