@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from export.data import calibration_batches
+from layers._native_logs import quiet_native_stderr
 
 METADATA_NAME = "convzoo"
 SIGNATURE_KEY = "serving_default"
@@ -121,7 +122,8 @@ def convert_tflite(
             converter.target_spec.supported_ops = [
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
             ]
-    return bytes(converter.convert())
+    with quiet_native_stderr():
+        return bytes(converter.convert())
 
 
 def _schema():
@@ -198,7 +200,8 @@ def io_quantization(content: bytes) -> dict[str, Any]:
     """dtype, scale and zero point of the input and output tensors of a TFLite flatbuffer."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=content)
+    with quiet_native_stderr():
+        interpreter = Interpreter(model_content=content)
     result = {}
     for key, (detail,) in (
         ("input", interpreter.get_input_details()),

@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from export.formats import ONNX, TFLITE, ExportFormat
+from layers._native_logs import quiet_native_stderr
 
 FLOAT_DTYPES = (np.float32, np.float16, np.float64)
 QUANTIZE_BOUNDARY_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
@@ -92,23 +93,24 @@ class TFLiteRunner:
 
         self.content = content
         self.delegate = "XNNPACK (default)"
-        try:
-            self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
-            self.interpreter.allocate_tensors()
-        except RuntimeError as error:
-            if "XNNPACK" not in str(error):
-                raise
-            # Files XNNPACK cannot take (e.g. int8 graphs with float islands such as LRN's POW)
-            # still run on LiteRT's built-in kernels, which is what an app would fall back to.
-            from ai_edge_litert.interpreter import OpResolverType
+        with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
+            try:
+                self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+                self.interpreter.allocate_tensors()
+            except RuntimeError as error:
+                if "XNNPACK" not in str(error):
+                    raise
+                # Files XNNPACK cannot take (e.g. int8 graphs with float islands such as LRN's
+                # POW) still run on LiteRT's built-in kernels, as an app would fall back to.
+                from ai_edge_litert.interpreter import OpResolverType
 
-            self.delegate = "none (XNNPACK failed to prepare)"
-            self.interpreter = Interpreter(
-                model_content=content,
-                num_threads=num_threads,
-                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-            )
-            self.interpreter.allocate_tensors()
+                self.delegate = "none (XNNPACK failed to prepare)"
+                self.interpreter = Interpreter(
+                    model_content=content,
+                    num_threads=num_threads,
+                    experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                )
+                self.interpreter.allocate_tensors()
         (self.input,) = self.interpreter.get_input_details()
         (self.output,) = self.interpreter.get_output_details()
 
