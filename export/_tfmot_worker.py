@@ -11,6 +11,13 @@ folded into it (`w' = w * g / sqrt(v + eps)`, `b' = (b - m) * g / sqrt(v + eps) 
 the int8 graph has no separate multiply/add between integer convolutions. Our custom layers get
 QuantizeConfigs (8-bit symmetric per-tensor kernels, 8-bit asymmetric outputs); Keras
 built-ins use tfmot's default 8-bit scheme.
+
+QAT recipe (`fine_tune`): the activation ranges start at the float model's calibration ranges,
+then Adam fine-tunes from `learning_rate` cosine-decayed to 0 over all epochs (reshuffled,
+seeded, with `spec["augment"]`: horizontal flips, plus random erasing for the runs trained
+with it), and the weights of the epoch with the best accuracy on the held-out validation
+images `x_val` are kept; epoch 0 (no step yet) is a candidate, so fine-tuning never returns a
+model worse on validation than the one it started from.
 """
 
 from __future__ import annotations
@@ -52,9 +59,9 @@ def _quantize_configs():
     tfmot = _tfmot()
     quantizers = tfmot.quantization.keras.quantizers
 
-    def weight_quantizer():
+    def weight_quantizer(per_axis):
         return quantizers.LastValueQuantizer(
-            num_bits=8, per_axis=False, symmetric=True, narrow_range=True
+            num_bits=8, per_axis=per_axis, symmetric=True, narrow_range=True
         )
 
     def output_quantizer():
@@ -63,10 +70,13 @@ def _quantize_configs():
         )
 
     class KernelQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
-        """Our convolutions: fake-quantized kernel, quantized output (after the activation)."""
+        """Our convolutions: fake-quantized kernel, per output channel as TFLite's int8
+        convolutions (the kernel's last axis; per tensor for the transposed convolutions,
+        whose last axis is the input's), quantized output (after the activation)."""
 
         def get_weights_and_quantizers(self, layer):
-            return [(layer.kernel, weight_quantizer())]
+            per_axis = "Transpose" not in type(layer).__name__
+            return [(layer.kernel, weight_quantizer(per_axis))]
 
         def get_activations_and_quantizers(self, layer):
             return []
@@ -128,6 +138,20 @@ def _bn_fold(bn, kernel, bias, out_axis):
     return kernel.astype(np.float32), bias.astype(np.float32)
 
 
+def _is_plain_relu(layer) -> bool:
+    """An `Activation("relu")` or a default `ReLU()` layer."""
+    if isinstance(layer, tf.keras.layers.Activation):
+        return layer.get_config().get("activation") == "relu"
+    if isinstance(layer, tf.keras.layers.ReLU):
+        config = layer.get_config()
+        return (
+            config.get("max_value") is None
+            and not config.get("negative_slope")
+            and not config.get("threshold")
+        )
+    return False
+
+
 def _chain(model):
     """The model's layers in order, checking that each feeds only the next (a chain)."""
     chain = [layer for layer in model.layers if not isinstance(layer, tf.keras.layers.InputLayer)]
@@ -182,6 +206,14 @@ def build_qat_model(model):
             if isinstance(follower, batch_norm_cls):
                 kernel, bias = _bn_fold(follower, kernel, bias, out_axis)
                 index += 1
+            follower = chain[index] if index < len(chain) else None
+            if config.get("activation") in (None, "linear") and _is_plain_relu(follower):
+                # The ReLU becomes the layer's activation, so the output is quantized once,
+                # after it, as TFLite runs the pair (one op, fused ReLU). Left apart, tfmot's
+                # Dense+ReLU transform gives the Dense a NoOpQuantizeConfig, and its kernel
+                # would not be fake-quantized at all.
+                config["activation"] = "relu"
+                index += 1
             config["use_bias"] = True
             weights = [kernel, bias]
         new = type(layer).from_config(config)
@@ -208,41 +240,60 @@ def build_qat_model(model):
         return qk.quantize_apply(folded), folded
 
 
-def init_activation_ranges(qat_model, folded, images) -> int:
-    """Sets every activation range of the QAT model to the float model's observed range.
+def init_quantizer_ranges(qat_model, folded, images) -> int:
+    """Starts every quantizer range of the QAT model where post-training quantization would.
 
-    tfmot's MovingAverageQuantizer starts at [-6, 6] and moves with decay 0.999, so a short
-    fine-tuning (one epoch of a few hundred images) would leave logits and pixel-scale
-    outputs clipped. Starting from the calibration images' min/max (widened to include 0,
-    as TFLite requires) makes QAT start where post-training quantization ends.
+    tfmot's quantizers start at [-6, 6] and only move in training steps (the activations'
+    MovingAverageQuantizer with decay 0.999, the kernels' LastValueQuantizer to the current
+    kernel): before the first step the QAT model clips the raw pixels to 6 and rounds most
+    kernel values to 0. So the input and activation ranges are set to the float model's
+    observed min/max on the calibration images (widened to include 0, as TFLite requires) and
+    each kernel range to +-max|kernel| (per output channel where the quantizer is), the
+    symmetric range LastValueQuantizer would compute. Then the QAT model before any step is a
+    faithful simulation of the int8 file, and fine-tuning starts from there.
 
     Returns:
-        How many range pairs were set.
+        How many ranges were set.
     """
     layers = [layer for layer in folded.layers if not isinstance(layer, tf.keras.layers.InputLayer)]
     probe = tf.keras.Model(folded.inputs, [layer.output for layer in layers])
     outputs = probe.predict(images, batch_size=64, verbose=0)
     outputs = outputs if isinstance(outputs, list) else [outputs]
+
+    def span(y):
+        return min(float(np.min(y)), 0.0), max(float(np.max(y)), 0.0)
+
     ranges = {
-        getattr(layer, "layer", layer).name: (
-            min(float(np.min(y)), 0.0),
-            max(float(np.max(y)), 0.0),
-        )
+        getattr(layer, "layer", layer).name: span(y)
         for layer, y in zip(layers, outputs, strict=True)
     }
     count = 0
     for wrapper in qat_model.layers:
         inner = getattr(wrapper, "layer", None)
-        if inner is None or inner.name not in ranges:
-            continue
-        low, high = ranges[inner.name]
         for variable in wrapper.non_trainable_weights:
             leaf = variable.name.split("/")[-1].split(":")[0]
-            if leaf in ("output_min", "post_activation_min"):
-                variable.assign(low)
-                count += 1
-            elif leaf in ("output_max", "post_activation_max"):
-                variable.assign(high)
+            kind, _, end = leaf.rpartition("_")
+            if end not in ("min", "max"):
+                continue
+            if kind in ("output", "post_activation") and inner is not None:
+                if inner.name not in ranges:
+                    continue
+                low, high = ranges[inner.name]
+            elif kind == "quantize_layer":  # the graph input
+                low, high = span(images)
+            elif kind == "kernel" and inner is not None:
+                # The wrapper's variable: `inner.kernel` is the fake-quantized tensor of the
+                # last call (set by the QuantizeConfig), not the weights.
+                (kernel,) = [
+                    w.numpy() for w in wrapper.trainable_weights if w.name.endswith("kernel:0")
+                ]
+                axes = tuple(range(kernel.ndim - len(variable.shape)))
+                high = np.max(np.abs(kernel), axis=axes)
+                low = -high
+            else:
+                continue
+            variable.assign(np.broadcast_to(low if end == "min" else high, variable.shape))
+            count += end == "min"
     return count
 
 
@@ -257,6 +308,78 @@ def _compile(model, task, learning_rate, label_smoothing=0.0):
     else:
         loss = tf.keras.losses.MeanSquaredError()
     model.compile(tf.keras.optimizers.Adam(learning_rate), loss)
+
+
+def random_erase(images, probability=0.5, scale=(0.02, 0.2), ratio=(0.3, 3.3), seed=None):
+    """Random erasing (Zhong et al., 2017) with tf ops on a batch `(B, H, W, C)`: with
+    `probability`, each image gets one rectangle of `scale` of its area and aspect ratio in
+    `ratio` (log-uniform) set to 0, the fill `training.augment`'s medium level uses."""
+    shape = tf.shape(images)
+    batch = shape[0]
+    height = tf.cast(shape[1], tf.float32)
+    width = tf.cast(shape[2], tf.float32)
+    uniform = tf.random.uniform([5, batch], seed=seed)
+    area = (scale[0] + (scale[1] - scale[0]) * uniform[0]) * height * width
+    aspect = tf.exp(np.log(ratio[0]) + (np.log(ratio[1]) - np.log(ratio[0])) * uniform[1])
+    box_h = tf.minimum(tf.round(tf.sqrt(area * aspect)), height)
+    box_w = tf.minimum(tf.round(tf.sqrt(area / aspect)), width)
+    top = tf.floor(uniform[2] * (height - box_h + 1.0))
+    left = tf.floor(uniform[3] * (width - box_w + 1.0))
+    rows = tf.range(height)[None, :]
+    cols = tf.range(width)[None, :]
+    in_rows = (rows >= top[:, None]) & (rows < (top + box_h)[:, None])
+    in_cols = (cols >= left[:, None]) & (cols < (left + box_w)[:, None])
+    mask = in_rows[:, :, None] & in_cols[:, None, :] & (uniform[4] < probability)[:, None, None]
+    return tf.where(mask[..., None], tf.zeros_like(images), images)
+
+
+def augmenter(kind: str, seed: int):
+    """`(B, H, W, C) -> (B, H, W, C)` for the worker's `spec["augment"]`; None for "none"."""
+    if kind == "none":
+        return None
+    if kind not in ("flip", "flip_erase"):
+        raise ValueError(f"Unknown QAT augment {kind!r}; accepted: none, flip, flip_erase")
+
+    def augment(images):
+        x = tf.image.random_flip_left_right(images, seed=seed)
+        return random_erase(x, seed=seed + 1) if kind == "flip_erase" else x
+
+    return augment
+
+
+def _score(model, task, x_val, y_val) -> float:
+    """Validation accuracy (classification) or minus the MSE (reconstruction): higher is better."""
+    out = model.predict(x_val, batch_size=256, verbose=0)
+    if task == "classification":
+        return float(np.mean(np.argmax(out, axis=-1) == y_val))
+    return -float(np.mean((out - y_val) ** 2))
+
+
+def fine_tune(model, spec, task, x_fit, targets, x_val, y_val, label_smoothing=0.0) -> dict:
+    """Compiles and fine-tunes `model` (see the module docstring) and restores the best
+    validation epoch. Returns the summary entries (losses, validation scores, best epoch)."""
+    epochs, batch_size, seed = spec["epochs"], spec["batch_size"], int(spec.get("seed", 0))
+    steps = max(1, epochs * int(np.ceil(len(x_fit) / batch_size)))
+    schedule = tf.keras.optimizers.schedules.CosineDecay(spec["learning_rate"], steps)
+    _compile(model, task, schedule, label_smoothing)
+    dataset = tf.data.Dataset.from_tensor_slices((x_fit, targets))
+    dataset = dataset.shuffle(len(x_fit), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    augment = augmenter(spec.get("augment", "none"), seed)
+    if augment is not None:
+        dataset = dataset.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    scores = [_score(model, task, x_val, y_val)]
+    best_weights, best_epoch, losses = model.get_weights(), 0, []
+    for epoch in range(1, epochs + 1):
+        history = model.fit(dataset, epochs=epoch, initial_epoch=epoch - 1, verbose=0)
+        losses += [float(v) for v in history.history["loss"]]
+        scores.append(_score(model, task, x_val, y_val))
+        if scores[-1] >= scores[best_epoch]:  # ties: the later, more quantization-adapted one
+            best_weights, best_epoch = model.get_weights(), epoch
+    model.set_weights(best_weights)
+    key = "val_accuracy" if task == "classification" else "val_neg_mse"
+    return {"loss": losses, key: scores, "best_epoch": best_epoch}
 
 
 def _targets(task, x, y, peak):
@@ -303,6 +426,8 @@ def run(work: Path) -> None:
     with np.load(work / "data.npz") as arrays:
         x_train, y_train = arrays["x_train"], arrays["y_train"]
         x_calibration = arrays["x_calibration"]
+        x_val = arrays["x_val"] if "x_val" in arrays.files else None
+        y_val = arrays["y_val"] if "y_val" in arrays.files else None
     model_spec = spec["model"]
     model = create_model(model_spec["name"], **model_spec["kwargs"])
     shapes = [tuple(w.shape) for w in model.get_weights()]
@@ -318,6 +443,9 @@ def run(work: Path) -> None:
         peak = 255.0 if float(np.max(model.predict(x_train[:16], verbose=0))) > 2.0 else 1.0
     targets = _targets(task, x_train, y_train, peak)
     summary = {"mode": spec["mode"], "epochs": spec["epochs"], "train_samples": len(x_train)}
+    for key in ("learning_rate", "batch_size", "seed", "augment", "validation"):
+        if key in spec:
+            summary[key] = spec[key]
     smoothing = float(spec.get("label_smoothing") or 0.0)
     summary["label_smoothing"] = smoothing if task == "classification" else 0.0
     if task == "classification" and smoothing:
@@ -327,12 +455,14 @@ def run(work: Path) -> None:
         reference = model.predict(x_train[:256], verbose=0)
         folded_out = folded.predict(x_train[:256], verbose=0)
         summary["fold_max_abs_diff"] = float(np.max(np.abs(reference - folded_out)))
-        summary["ranges_initialized"] = init_activation_ranges(qat_model, folded, x_calibration)
-        _compile(qat_model, task, spec["learning_rate"], smoothing)
-        history = qat_model.fit(
-            x_train, targets, batch_size=spec["batch_size"], epochs=spec["epochs"], verbose=0
+        summary["ranges_initialized"] = init_quantizer_ranges(qat_model, folded, x_calibration)
+        if x_val is None or not len(x_val):
+            raise ValueError("QAT needs held-out validation images (x_val) to pick the epoch")
+        val_targets = _targets(task, x_val, y_val, peak)
+        summary["val_samples"] = len(x_val)
+        summary.update(
+            fine_tune(qat_model, spec, task, x_train, targets, x_val, val_targets, smoothing)
         )
-        summary["loss"] = [float(v) for v in history.history["loss"]]
         (work / "model.tflite").write_bytes(_to_tflite(qat_model, spec["io"], x_calibration))
     else:
         tfmot = _tfmot()

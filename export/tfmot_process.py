@@ -9,7 +9,11 @@ copies the weights over with `set_weights`, and
 
 - `mode="qat"`: folds every BatchNorm into the convolution/dense layer before it, annotates our
   custom layers with their QuantizeConfigs, fine-tunes with fake quantization and converts to a
-  full-integer int8 `.tflite` (no float ops between input and output quantization);
+  full-integer int8 `.tflite` (no float ops between input and output quantization). The
+  fine-tuning recipe: Adam with a cosine-decayed learning rate over all `epochs`, the run's
+  label smoothing and cheap augmentation (`qat_augment`), and the epoch (or the start) with the
+  best accuracy on held-out validation images is kept (`qat_split`: the run's own validation
+  split, never the test split);
 - `mode="prune"`: magnitude-prunes the kernels to `sparsity` with a polynomial schedule while
   fine-tuning, strips the pruning wrappers and hands the (sparse) weights back.
 
@@ -36,6 +40,8 @@ from export.data import ExportData
 from export.source import ModelSource
 
 MODES = ("qat", "prune")
+QAT_AUGMENT = ("none", "flip", "flip_erase")
+DEFAULT_QAT_LEARNING_RATE = 1e-4
 _LOG_PREFIXES = ("I0000", "W0000", "E0000")
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +71,80 @@ def model_spec(source: ModelSource) -> dict:
     return {"name": source.model_name, "kwargs": kwargs, "task": source.task}
 
 
+@dataclasses.dataclass
+class QatSplit:
+    """Images for QAT: fine-tuning part, held-out validation part (model-ready), and how."""
+
+    x_fit: np.ndarray
+    y_fit: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    allows_flips: bool
+    how: str
+
+
+def _run_validation_images(source: ModelSource, data: ExportData):
+    """The run's validation images as `train_val_split` carved them (None if unknown)."""
+    config = source.config
+    dataset = config.get("dataset")
+    if not dataset or not config.get("val_split") or (data.dataset and data.dataset != dataset):
+        return None
+    from export.data import to_model_input
+    from training.data import load_dataset, train_val_split
+
+    ds = load_dataset(dataset, data_dir=config.get("data_dir"))
+    index = np.arange(len(ds.y_train))
+    _, (val_idx, _) = train_val_split(
+        index, ds.y_train, float(config["val_split"]), seed=int(config.get("seed") or 0)
+    )
+    x_val = to_model_input(ds.x_train[val_idx], source.input_shape)
+    return x_val, np.asarray(ds.y_train[val_idx], np.int64), ds.allows_flips
+
+
+def qat_split(source: ModelSource, data: ExportData, val_fraction: float = 0.1) -> QatSplit:
+    """Splits the QAT images into fine-tuning and validation (best-epoch selection) parts.
+
+    A run directory whose `config.json` has a `val_split` gets its own validation split back
+    (same data set, fraction and seed as `training.data.train_val_split` used in training):
+    those images are the validation part and are removed from `data.x_train`, so neither
+    training nor QAT ever fits them. Otherwise (a bare `.keras` file, another data set) a
+    seeded, class-stratified `val_fraction` of `data.x_train` is held out. The test split is
+    never used.
+    """
+    from training.data import train_val_split
+
+    x, y = data.x_train, data.y_train
+    run_val = _run_validation_images(source, data)
+    if run_val is not None:
+        x_val, y_val, allows_flips = run_val
+        held_out = {image.tobytes() for image in x_val}
+        keep = np.array([image.tobytes() not in held_out for image in x], bool)
+        return QatSplit(x[keep], y[keep], x_val, y_val, allows_flips, "the run's validation split")
+    (x_fit, y_fit), (x_val, y_val) = train_val_split(x, y, val_fraction, seed=0)
+    from training.data import _is_no_flip
+
+    name = data.dataset or source.config.get("dataset") or ""
+    allows_flips = bool(name) and not _is_no_flip(name)
+    return QatSplit(
+        x_fit, y_fit, x_val, y_val, allows_flips, f"{val_fraction:.0%} of the QAT images"
+    )
+
+
+def qat_augment(source: ModelSource, split: QatSplit) -> str:
+    """The worker's augmentation from the run's `--augment` level: `flip_erase` for medium and
+    strong, `flip` for light and standard (rotation/zoom/contrast are not applied: the tf_keras
+    worker has only tf.image ops), `none` for none, digits or a bare model file."""
+    from training.augment import resolve_augment
+
+    if source.task != "classification" or not split.allows_flips:
+        return "none"
+    level = source.config.get("augment")
+    if not level:
+        return "none"
+    level = resolve_augment(level, source.config.get("dataset") or "")
+    return {"none": "none", "medium": "flip_erase", "strong": "flip_erase"}.get(level, "flip")
+
+
 def run_tfmot(
     source: ModelSource,
     data: ExportData,
@@ -75,8 +155,9 @@ def run_tfmot(
     sparsity: float = 0.0,
     weights: list[np.ndarray] | None = None,
     batch_size: int = 64,
-    learning_rate: float = 1e-4,
+    learning_rate: float | None = None,
     label_smoothing: float | None = None,
+    seed: int = 0,
     timeout: float = 3600.0,
 ) -> TfmotResult:
     """Runs QAT or pruning on `source`'s weights in a tf_keras subprocess.
@@ -85,6 +166,11 @@ def run_tfmot(
     the run's `config.json` value, else 0). Fine-tuning a label-smoothed model on hard labels
     moves its logits away from the Keras model's (measured on LeNet-5 modern: +0.32 pp accuracy
     drop and 98.1 % top-1 agreement after one QAT epoch).
+
+    QAT fine-tunes on `qat_split`'s fine-tuning part with `qat_augment`'s augmentation, Adam
+    from `learning_rate` (None: `DEFAULT_QAT_LEARNING_RATE`; pruning: 1e-4) cosine-decayed to 0 over `epochs`, and keeps the epoch (0: the folded
+    model with calibrated ranges, before any step) with the best validation accuracy (lowest
+    MSE for reconstruction). Pruning fine-tunes on all of `data.x_train` at a constant rate.
 
     Raises:
         ValueError: bad mode, no zoo model name, or no training images.
@@ -101,24 +187,31 @@ def run_tfmot(
         "io": io,
         "sparsity": float(sparsity),
         "batch_size": int(batch_size),
-        "learning_rate": float(learning_rate),
+        "learning_rate": float(
+            learning_rate or (DEFAULT_QAT_LEARNING_RATE if mode == "qat" else 1e-4)
+        ),
+        "seed": int(seed),
         "label_smoothing": float(
             (source.config.get("label_smoothing") or 0.0)
             if label_smoothing is None
             else label_smoothing
         ),
     }
+    arrays = {"x_calibration": data.x_calibration}
+    if mode == "qat":
+        split = qat_split(source, data)
+        spec["augment"] = qat_augment(source, split)
+        spec["validation"] = split.how
+        arrays.update(x_train=split.x_fit, y_train=split.y_fit, x_val=split.x_val)
+        arrays["y_val"] = split.y_val
+    else:
+        arrays.update(x_train=data.x_train, y_train=data.y_train)
     weights = source.model.get_weights() if weights is None else weights
     with tempfile.TemporaryDirectory(prefix="convzoo-tfmot-") as tmp:
         work = Path(tmp)
         (work / "spec.json").write_text(json.dumps(spec))
         np.savez(work / "weights.npz", *weights)
-        np.savez(
-            work / "data.npz",
-            x_train=data.x_train,
-            y_train=data.y_train,
-            x_calibration=data.x_calibration,
-        )
+        np.savez(work / "data.npz", **arrays)
         env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env["PYTHONPATH"] = os.pathsep.join(
@@ -139,6 +232,6 @@ def run_tfmot(
         summary = json.loads((work / "summary.json").read_text())
         if mode == "qat":
             return TfmotResult(tflite=(work / "model.tflite").read_bytes(), summary=summary)
-        with np.load(work / "weights_out.npz") as arrays:
-            out = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+        with np.load(work / "weights_out.npz") as loaded:
+            out = [loaded[f"arr_{i}"] for i in range(len(loaded.files))]
         return TfmotResult(weights=out, summary=summary)
