@@ -135,6 +135,12 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     # accuracy in 15 epochs: it underfits rather than overfits. XLA is 2-4x slower on CPU here.
     # Under bfloat16 (auto on this AMX CPU): 90.4 % at batch 128 / 2e-3 (float32: 90.5 %);
     # batch 256 gives 89.9 % at 3e-3, 90.2 % at 4e-3, 89.8 % at 2e-3: too close to 90 %.
+    # Speed (CPU time per image, training, interleaved with the others in one process): batch
+    # 256 or 512, float32 instead of bfloat16, C1 alone in float32 all within +-5 % of these
+    # defaults (the step is the oneDNN kernels' per-element work, not per-step overhead), and
+    # steps_per_execution 64 the same wall time; intra-op threads 1: -5 % CPU, but no second
+    # core for a lone run;
+    # ONEDNN_MAX_CPU_ISA AVX512_CORE_BF16 / AVX512_CORE: 1.5x / 2.6x the CPU time.
     "lenet5": dict(
         epochs=15,
         batch_size=128,
