@@ -69,6 +69,12 @@ import numpy as np
 import tensorflow as tf
 
 from layers._args import check_input_rank, normalize_tuple
+from layers._conv_utils import (
+    add_bias_and_activate,
+    add_kernel_and_bias,
+    kernel_and_bias_config,
+    set_kernel_and_bias_options,
+)
 from layers.padding import normalize_padding
 
 _LAYOUTS = {
@@ -403,12 +409,15 @@ class _ConvTranspose(tf.keras.layers.Layer):
                         f"got output_padding={self.output_padding}, strides={self.strides}, "
                         f"dilation={self.dilation}."
                     )
-        self.use_bias = bool(use_bias)
-        self.activation = tf.keras.activations.get(activation)
-        self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
-        self.bias_initializer = tf.keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = tf.keras.regularizers.get(bias_regularizer)
+        set_kernel_and_bias_options(
+            self,
+            use_bias=use_bias,
+            activation=activation,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+        )
         self._plans = [
             _plan_axis(k, s, d, pad, None if self.output_padding is None else op)
             for k, s, d, pad, op in zip(
@@ -458,23 +467,7 @@ class _ConvTranspose(tf.keras.layers.Layer):
     def build(self, input_shape):
         input_shape = tuple(tf.TensorShape(input_shape).as_list())
         self._check_shape(input_shape)
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(*self.kernel_size, self.filters, input_shape[-1]),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            trainable=True,
-        )
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(self.filters,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                trainable=True,
-            )
-        else:
-            self.bias = None
+        add_kernel_and_bias(self, (*self.kernel_size, self.filters, input_shape[-1]))
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -559,14 +552,11 @@ class _ConvTranspose(tf.keras.layers.Layer):
             y = self._transpose_with_adjoint_gradient(inputs, kernel)
         else:
             y = self._transpose(inputs, kernel)
-        if self.use_bias:
-            y = tf.nn.bias_add(y, tf.cast(self.bias, y.dtype))
-        if self.activation is not None:
-            y = self.activation(y)
-        return y
+        return add_bias_and_activate(self, y)
 
     def get_config(self):
         config = super().get_config()
+        config.update(kernel_and_bias_config(self))
         config.update(
             {
                 "filters": self.filters,
@@ -575,12 +565,6 @@ class _ConvTranspose(tf.keras.layers.Layer):
                 "padding": self.padding,
                 "output_padding": self.output_padding,
                 "dilation": self.dilation,
-                "use_bias": self.use_bias,
-                "activation": tf.keras.activations.serialize(self.activation),
-                "kernel_initializer": tf.keras.initializers.serialize(self.kernel_initializer),
-                "bias_initializer": tf.keras.initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": tf.keras.regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": tf.keras.regularizers.serialize(self.bias_regularizer),
             }
         )
         return config

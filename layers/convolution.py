@@ -46,6 +46,12 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from layers._args import check_choice, check_input_rank, normalize_tuple
+from layers._conv_utils import (
+    add_bias_and_activate,
+    add_kernel_and_bias,
+    kernel_and_bias_config,
+    set_kernel_and_bias_options,
+)
 from layers.arithmetic import conv_output_size
 from layers.padding import PADDING_MODES, normalize_padding, pad_spatial, same_padding
 
@@ -124,12 +130,15 @@ class _Conv(tf.keras.layers.Layer):
                 f"got strides={self.strides} and dilation={self.dilation}; use strides=1 with "
                 "dilation, or dilation=1 with strides."
             )
-        self.use_bias = bool(use_bias)
-        self.activation = tf.keras.activations.get(activation)
-        self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
-        self.bias_initializer = tf.keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = tf.keras.regularizers.get(bias_regularizer)
+        set_kernel_and_bias_options(
+            self,
+            use_bias=use_bias,
+            activation=activation,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+        )
 
     # -- geometry ---------------------------------------------------------------------------
 
@@ -183,23 +192,7 @@ class _Conv(tf.keras.layers.Layer):
         channels = self._check_channels(input_shape[-1])
         # Validates the kernel against the padded input where spatial sizes are known.
         self._output_spatial_shape(input_shape[1:-1])
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(*self.kernel_size, channels // self.groups, self.filters),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            trainable=True,
-        )
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(self.filters,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                trainable=True,
-            )
-        else:
-            self.bias = None
+        add_kernel_and_bias(self, (*self.kernel_size, channels // self.groups, self.filters))
         self.input_spec = tf.keras.layers.InputSpec(ndim=self.rank + 2, axes={-1: channels})
         super().build(input_shape)
 
@@ -253,11 +246,7 @@ class _Conv(tf.keras.layers.Layer):
                 ],
                 axis=-1,
             )
-        if self.use_bias:
-            outputs = tf.nn.bias_add(outputs, tf.cast(self.bias, outputs.dtype))
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+        return add_bias_and_activate(self, outputs)
 
     def _convolve(self, x: tf.Tensor, kernel: tf.Tensor, padding: str) -> tf.Tensor:
         dilation = self.dilation
@@ -280,6 +269,7 @@ class _Conv(tf.keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
+        config.update(kernel_and_bias_config(self))
         config.update(
             {
                 "filters": self.filters,
@@ -289,12 +279,6 @@ class _Conv(tf.keras.layers.Layer):
                 "padding_mode": self.padding_mode,
                 "dilation": self.dilation,
                 "groups": self.groups,
-                "use_bias": self.use_bias,
-                "activation": tf.keras.activations.serialize(self.activation),
-                "kernel_initializer": tf.keras.initializers.serialize(self.kernel_initializer),
-                "bias_initializer": tf.keras.initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": tf.keras.regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": tf.keras.regularizers.serialize(self.bias_regularizer),
             }
         )
         return config
