@@ -240,6 +240,15 @@ def build_qat_model(model):
         return qk.quantize_apply(folded), folded
 
 
+def quantized_kernels(qat_model) -> list[str]:
+    """Names of the layers whose kernel is fake-quantized (has a kernel range)."""
+    return [
+        getattr(wrapper, "layer", wrapper).name
+        for wrapper in qat_model.layers
+        if any("kernel_min" in v.name for v in wrapper.non_trainable_weights)
+    ]
+
+
 def init_quantizer_ranges(qat_model, folded, images) -> int:
     """Starts every quantizer range of the QAT model where post-training quantization would.
 
@@ -297,17 +306,38 @@ def init_quantizer_ranges(qat_model, folded, images) -> int:
     return count
 
 
-def _compile(model, task, learning_rate, label_smoothing=0.0):
-    if task == "classification" and label_smoothing:
-        # The sparse loss has no label smoothing: one-hot targets (see `_targets`).
-        loss = tf.keras.losses.CategoricalCrossentropy(
-            from_logits=True, label_smoothing=label_smoothing
-        )
+def _compile(model, task, learning_rate, soft=False):
+    """Adam on cross-entropy from logits (soft targets: `CategoricalCrossentropy`, labels:
+    the sparse one) for classifiers, MSE for reconstruction."""
+    if task == "classification" and soft:
+        loss = tf.keras.losses.CategoricalCrossentropy(from_logits=True)
     elif task == "classification":
         loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     else:
         loss = tf.keras.losses.MeanSquaredError()
     model.compile(tf.keras.optimizers.Adam(learning_rate), loss)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def teacher_probabilities(model, images) -> np.ndarray:
+    """The float model's class probabilities on `images`."""
+    return softmax(model.predict(images, batch_size=256, verbose=0))
+
+
+def soft_targets(labels, num_classes, label_smoothing=0.0, teacher=None, distill=0.0):
+    """Classification targets `(N, K)`: the labels one-hot, smoothed as Keras does
+    (`y (1 - s) + s / K`), mixed with the float teacher's probabilities `teacher`:
+    `(1 - distill) * smoothed + distill * teacher`."""
+    one_hot = np.eye(num_classes, dtype=np.float32)[labels]
+    targets = one_hot * (1.0 - label_smoothing) + label_smoothing / num_classes
+    if distill:
+        targets = (1.0 - distill) * targets + distill * teacher
+    return targets.astype(np.float32)
 
 
 def random_erase(images, probability=0.5, scale=(0.02, 0.2), ratio=(0.3, 3.3), seed=None):
@@ -334,15 +364,22 @@ def random_erase(images, probability=0.5, scale=(0.02, 0.2), ratio=(0.3, 3.3), s
 
 
 def augmenter(kind: str, seed: int):
-    """`(B, H, W, C) -> (B, H, W, C)` for the worker's `spec["augment"]`; None for "none"."""
+    """`(images, targets, mirrored_targets) -> (images, targets)` for `spec["augment"]`: each
+    image flipped horizontally with probability 0.5, taking its mirror image's target (the
+    teacher's probabilities differ between the two views), then for `flip_erase` randomly
+    erased; None for "none"."""
     if kind == "none":
         return None
     if kind not in ("flip", "flip_erase"):
         raise ValueError(f"Unknown QAT augment {kind!r}; accepted: none, flip, flip_erase")
 
-    def augment(images):
-        x = tf.image.random_flip_left_right(images, seed=seed)
-        return random_erase(x, seed=seed + 1) if kind == "flip_erase" else x
+    def augment(images, targets, mirrored_targets):
+        flip = tf.random.uniform([tf.shape(images)[0]], seed=seed) < 0.5
+        images = tf.where(flip[:, None, None, None], tf.reverse(images, [2]), images)
+        targets = tf.where(flip[:, None], mirrored_targets, targets)
+        if kind == "flip_erase":
+            images = random_erase(images, seed=seed + 1)
+        return images, targets
 
     return augment
 
@@ -355,19 +392,25 @@ def _score(model, task, x_val, y_val) -> float:
     return -float(np.mean((out - y_val) ** 2))
 
 
-def fine_tune(model, spec, task, x_fit, targets, x_val, y_val, label_smoothing=0.0) -> dict:
-    """Compiles and fine-tunes `model` (see the module docstring) and restores the best
-    validation epoch. Returns the summary entries (losses, validation scores, best epoch)."""
+def fine_tune(model, spec, task, x_fit, targets, x_val, y_val, mirrored_targets=None) -> dict:
+    """Compiles and fine-tunes `model` (see the module docstring) on `targets` (labels,
+    soft classification targets or reconstruction targets; `mirrored_targets`: those of the
+    mirrored images, if they differ) and restores the best validation epoch. Returns the
+    summary entries (losses, validation scores, best epoch)."""
     epochs, batch_size, seed = spec["epochs"], spec["batch_size"], int(spec.get("seed", 0))
     steps = max(1, epochs * int(np.ceil(len(x_fit) / batch_size)))
     schedule = tf.keras.optimizers.schedules.CosineDecay(spec["learning_rate"], steps)
-    _compile(model, task, schedule, label_smoothing)
-    dataset = tf.data.Dataset.from_tensor_slices((x_fit, targets))
+    _compile(model, task, schedule, soft=targets.ndim == 2 and task == "classification")
+    augment = augmenter(spec.get("augment", "none"), seed)
+    if augment is None:
+        dataset = tf.data.Dataset.from_tensor_slices((x_fit, targets))
+    else:
+        mirrored = targets if mirrored_targets is None else mirrored_targets
+        dataset = tf.data.Dataset.from_tensor_slices((x_fit, targets, mirrored))
     dataset = dataset.shuffle(len(x_fit), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
-    augment = augmenter(spec.get("augment", "none"), seed)
     if augment is not None:
-        dataset = dataset.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     scores = [_score(model, task, x_val, y_val)]
     best_weights, best_epoch, losses = model.get_weights(), 0, []
@@ -447,21 +490,30 @@ def run(work: Path) -> None:
         if key in spec:
             summary[key] = spec[key]
     smoothing = float(spec.get("label_smoothing") or 0.0)
+    distill = float(spec.get("distill") or 0.0) if spec["mode"] == "qat" else 0.0
     summary["label_smoothing"] = smoothing if task == "classification" else 0.0
-    if task == "classification" and smoothing:
-        targets = np.eye(int(model.output_shape[-1]), dtype=np.float32)[targets]
+    summary["distill"] = distill if task == "classification" else 0.0
+    mirrored_targets = None
+    if task == "classification" and (smoothing or distill):
+        num_classes = int(model.output_shape[-1])
+        teacher = teacher_probabilities(model, x_train) if distill else None
+        targets = soft_targets(y_train, num_classes, smoothing, teacher, distill)
+        if distill and spec.get("augment", "none") != "none":
+            teacher = teacher_probabilities(model, np.ascontiguousarray(x_train[:, :, ::-1]))
+            mirrored_targets = soft_targets(y_train, num_classes, smoothing, teacher, distill)
     if spec["mode"] == "qat":
         qat_model, folded = build_qat_model(model)
         reference = model.predict(x_train[:256], verbose=0)
         folded_out = folded.predict(x_train[:256], verbose=0)
         summary["fold_max_abs_diff"] = float(np.max(np.abs(reference - folded_out)))
         summary["ranges_initialized"] = init_quantizer_ranges(qat_model, folded, x_calibration)
+        summary["quantized_kernels"] = quantized_kernels(qat_model)
         if x_val is None or not len(x_val):
             raise ValueError("QAT needs held-out validation images (x_val) to pick the epoch")
         val_targets = _targets(task, x_val, y_val, peak)
         summary["val_samples"] = len(x_val)
         summary.update(
-            fine_tune(qat_model, spec, task, x_train, targets, x_val, val_targets, smoothing)
+            fine_tune(qat_model, spec, task, x_train, targets, x_val, val_targets, mirrored_targets)
         )
         (work / "model.tflite").write_bytes(_to_tflite(qat_model, spec["io"], x_calibration))
     else:
@@ -483,7 +535,7 @@ def run(work: Path) -> None:
             return layer
 
         pruned = tf.keras.models.clone_model(model, clone_function=clone)
-        _compile(pruned, task, spec["learning_rate"], smoothing)
+        _compile(pruned, task, spec["learning_rate"], soft=targets.ndim == 2)
         pruned.fit(
             x_train,
             targets,

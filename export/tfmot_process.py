@@ -41,7 +41,8 @@ from export.source import ModelSource
 
 MODES = ("qat", "prune")
 QAT_AUGMENT = ("none", "flip", "flip_erase")
-DEFAULT_QAT_LEARNING_RATE = 1e-4
+DEFAULT_QAT_LEARNING_RATE = 3e-5
+DEFAULT_QAT_DISTILL = 1.0
 _LOG_PREFIXES = ("I0000", "W0000", "E0000")
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -157,6 +158,7 @@ def run_tfmot(
     batch_size: int = 64,
     learning_rate: float | None = None,
     label_smoothing: float | None = None,
+    distill: float | None = None,
     seed: int = 0,
     timeout: float = 3600.0,
 ) -> TfmotResult:
@@ -191,6 +193,7 @@ def run_tfmot(
             learning_rate or (DEFAULT_QAT_LEARNING_RATE if mode == "qat" else 1e-4)
         ),
         "seed": int(seed),
+        "distill": float(DEFAULT_QAT_DISTILL if distill is None else distill),
         "label_smoothing": float(
             (source.config.get("label_smoothing") or 0.0)
             if label_smoothing is None

@@ -263,17 +263,75 @@ def test_pruning_sparsifies_and_reports_compressed_size(tmp_path, lenet_run, tra
 
 
 def test_qat_fine_tunes_with_the_runs_label_smoothing(tmp_path, lenet_run, train_data):
-    from export.tfmot_process import run_tfmot
+    from export.tfmot_process import qat_split, run_tfmot
 
     run_dir = tmp_path / lenet_run.name
     run_dir.mkdir()
     (run_dir / "model.keras").write_bytes((lenet_run / "model.keras").read_bytes())
     config = json.loads((lenet_run / "config.json").read_text())
     (run_dir / "config.json").write_text(json.dumps(dict(config, label_smoothing=0.1)))
-    result = run_tfmot(load_source(run_dir), train_data, mode="qat", epochs=1)
-    assert result.summary["label_smoothing"] == pytest.approx(0.1)
+    source = load_source(run_dir)
+    result = run_tfmot(source, train_data, mode="qat", epochs=2, distill=0.0)
+    summary = result.summary
+    assert summary["label_smoothing"] == pytest.approx(0.1)
     # Cross-entropy against smoothed one-hot targets cannot go below their entropy (0.50 for
     # 10 classes at 0.1); hard labels would let it.
     entropy = -(0.91 * np.log(0.91) + 9 * 0.01 * np.log(0.01))
-    assert min(result.summary["loss"]) >= entropy - 1e-3
+    assert min(summary["loss"]) >= entropy - 1e-3
     assert TFLiteRunner(result.tflite).float_ops() == []
+    # No run validation split in this config: 10 % of the 300 QAT images are held out.
+    assert (summary["train_samples"], summary["val_samples"]) == (270, 30)
+    # Every kernel TFLite quantizes is fake-quantized in training (tfmot's Dense+ReLU
+    # transform would leave fc1 and fc2 float).
+    assert set(summary["quantized_kernels"]) == {"conv1", "conv2", "fc1", "fc2", "fc3"}
+    # Epoch 0 (before any step) simulates int8 faithfully: initialized ranges, not tfmot's
+    # [-6, 6] that clips the raw pixels (chance accuracy); the best epoch is kept.
+    split = qat_split(source, train_data)
+    logits = source.model.predict(split.x_val, verbose=0)
+    float_val = float(np.mean(logits.argmax(-1) == split.y_val))
+    scores = summary["val_accuracy"]
+    assert len(scores) == 3 and abs(scores[0] - float_val) <= 2 / 30 + 1e-9
+    assert scores[summary["best_epoch"]] == max(scores)
+
+
+def test_qat_holds_out_the_runs_validation_split(lenet_run):
+    from export.data import to_model_input
+    from export.tfmot_process import qat_split
+    from training.data import load_dataset, train_val_split
+
+    source = load_source(lenet_run)
+    source.config = dict(source.config, val_split=0.1, seed=3)
+    data = load_export_data(
+        "fashion_mnist", (28, 28, 1), calibration_samples=8, test_samples=8, train_samples=3000
+    )
+    split = qat_split(source, data)
+    ds = load_dataset("fashion_mnist")
+    _, (x_val, y_val) = train_val_split(ds.x_train, ds.y_train, 0.1, seed=3)
+    np.testing.assert_array_equal(split.x_val, to_model_input(x_val, (28, 28, 1)))
+    np.testing.assert_array_equal(split.y_val, y_val)
+    held_out = {image.tobytes() for image in split.x_val}
+    assert not any(image.tobytes() in held_out for image in split.x_fit)
+    # About 10 % of a random 3000 of the 60000 training images are validation images.
+    assert 200 <= len(data.x_train) - len(split.x_fit) <= 400
+    assert split.allows_flips and "validation split" in split.how
+
+
+@pytest.mark.parametrize(
+    ("dataset", "level", "expected"),
+    [
+        ("fashion_mnist", "auto", "flip"),
+        ("fashion_mnist", "light", "flip"),
+        ("fashion_mnist", "medium", "flip_erase"),
+        ("fashion_mnist", "none", "none"),
+        ("mnist", "medium", "none"),
+    ],
+)
+def test_qat_augments_as_the_run_trained(lenet_run, dataset, level, expected):
+    from export.tfmot_process import QatSplit, qat_augment
+
+    source = load_source(lenet_run)
+    source.config = dict(source.config, dataset=dataset, augment=level)
+    empty = np.zeros((0, 28, 28, 1), np.float32)
+    labels = np.zeros(0, np.int64)
+    split = QatSplit(empty, labels, empty, labels, dataset != "mnist", "")
+    assert qat_augment(source, split) == expected
