@@ -8,14 +8,20 @@ writes `model.tflite` (qat) or `weights_out.npz` (prune), and `summary.json`.
 QAT graph: the zoo model is rebuilt with `zoo.create_model`, its weights set, then copied layer
 by layer into a chain where every `BatchNorm` that follows a convolution or dense layer is
 folded into it (`w' = w * g / sqrt(v + eps)`, `b' = (b - m) * g / sqrt(v + eps) + beta`), so
-the int8 graph has no separate multiply/add between integer convolutions. Our custom layers get
-QuantizeConfigs (8-bit symmetric per-tensor kernels, 8-bit asymmetric outputs); Keras
-built-ins use tfmot's default 8-bit scheme.
+the int8 graph has no separate multiply/add between integer convolutions, and a ReLU after
+such a layer becomes its activation (quantized once, after the ReLU, as TFLite fuses them).
+Our convolutions get QuantizeConfigs (8-bit symmetric kernels per output channel, as TFLite's
+int8 convolutions; 8-bit asymmetric outputs); Keras built-ins use tfmot's default 8-bit
+scheme. `init_quantizer_ranges` starts every range (input, activations, kernels) where
+post-training quantization would, so the QAT model before any step already simulates the
+int8 file.
 
-QAT recipe (`fine_tune`): the activation ranges start at the float model's calibration ranges,
-then Adam fine-tunes from `learning_rate` cosine-decayed to 0 over all epochs (reshuffled,
-seeded, with `spec["augment"]`: horizontal flips, plus random erasing for the runs trained
-with it), and the weights of the epoch with the best accuracy on the held-out validation
+QAT recipe (`fine_tune`), measured on LeNet-5 modern / Fashion-MNIST (see `run_tfmot`):
+Adam from `learning_rate` cosine-decayed to 0 over all epochs on the fine-tuning images
+(reshuffled, seeded, with `spec["augment"]`: horizontal flips, plus random erasing for runs
+trained with it), on targets distilled from the float model (`spec["distill"]` of its
+probabilities on the same, possibly mirrored, view, the rest the run's label-smoothed
+labels), and the weights of the epoch with the best accuracy on the held-out validation
 images `x_val` are kept; epoch 0 (no step yet) is a candidate, so fine-tuning never returns a
 model worse on validation than the one it started from.
 """
@@ -557,6 +563,12 @@ def run(work: Path) -> None:
 if __name__ == "__main__":
     try:
         run(Path(sys.argv[1]))
-    except Exception as error:  # one line for the parent process
-        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+    except Exception as error:  # the traceback, then one line for the parent process
+        import traceback
+
+        traceback.print_exc()
+        # Keras errors span many lines ("Exception encountered when calling layer ..."):
+        # the parent shows the last line, so it names the error's first line.
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        print(f"{type(error).__name__}: {lines[0] if lines else ''}", file=sys.stderr)
         sys.exit(1)
