@@ -22,8 +22,10 @@ Adam from `learning_rate` cosine-decayed to 0 over all epochs on the fine-tuning
 trained with it), on targets distilled from the float model (`spec["distill"]` of its
 probabilities on the same, possibly mirrored, view, the rest the run's label-smoothed
 labels), and the weights of the epoch with the best accuracy on the held-out validation
-images `x_val` are kept; epoch 0 (no step yet) is a candidate, so fine-tuning never returns a
-model worse on validation than the one it started from.
+images `x_val` are kept among those significantly better than epoch 0 (no step yet: the
+PTQ-like start) in a paired sign test (`beats_start`); if none is, the start is kept. So
+fine-tuning never returns a model worse on validation than the one it started from, nor one
+that differs from it by noise.
 """
 
 from __future__ import annotations
@@ -390,12 +392,24 @@ def augmenter(kind: str, seed: int):
     return augment
 
 
-def _score(model, task, x_val, y_val) -> float:
-    """Validation accuracy (classification) or minus the MSE (reconstruction): higher is better."""
+SIGNIFICANCE_Z = 1.645  # one-sided 95 %
+
+
+def _per_image(model, task, x_val, y_val) -> np.ndarray:
+    """Per validation image, higher is better: 1/0 correct (classification) or minus the
+    squared error (reconstruction)."""
     out = model.predict(x_val, batch_size=256, verbose=0)
     if task == "classification":
-        return float(np.mean(np.argmax(out, axis=-1) == y_val))
-    return -float(np.mean((out - y_val) ** 2))
+        return (np.argmax(out, axis=-1) == y_val).astype(np.float64)
+    return -np.mean((out - y_val) ** 2, axis=tuple(range(1, out.ndim)))
+
+
+def beats_start(candidate: np.ndarray, start: np.ndarray, z: float = SIGNIFICANCE_Z) -> bool:
+    """Paired one-sided sign test (McNemar's for accuracies) on per-image validation scores:
+    the images the candidate improves outnumber those it worsens by more than `z` standard
+    deviations of that difference under "no change" (`sqrt(improved + worsened)`)."""
+    improved, worsened = int(np.sum(candidate > start)), int(np.sum(candidate < start))
+    return bool(improved - worsened > z * np.sqrt(improved + worsened))
 
 
 def fine_tune(model, spec, task, x_fit, targets, x_val, y_val, mirrored_targets=None) -> dict:
@@ -418,17 +432,23 @@ def fine_tune(model, spec, task, x_fit, targets, x_val, y_val, mirrored_targets=
     if augment is not None:
         dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    scores = [_score(model, task, x_val, y_val)]
+    start = _per_image(model, task, x_val, y_val)
+    scores, significant = [float(np.mean(start))], [False]
     best_weights, best_epoch, losses = model.get_weights(), 0, []
     for epoch in range(1, epochs + 1):
         history = model.fit(dataset, epochs=epoch, initial_epoch=epoch - 1, verbose=0)
         losses += [float(v) for v in history.history["loss"]]
-        scores.append(_score(model, task, x_val, y_val))
-        if scores[-1] >= scores[best_epoch]:  # ties: the later, more quantization-adapted one
+        per_image = _per_image(model, task, x_val, y_val)
+        scores.append(float(np.mean(per_image)))
+        significant.append(beats_start(per_image, start))
+        # A fine-tuned epoch replaces the start only if it is significantly better on
+        # validation: a gain of a few images is noise, and chasing it moves the file away
+        # from the float model. Ties: the later, more quantization-adapted epoch.
+        if significant[-1] and scores[-1] >= scores[best_epoch]:
             best_weights, best_epoch = model.get_weights(), epoch
     model.set_weights(best_weights)
     key = "val_accuracy" if task == "classification" else "val_neg_mse"
-    return {"loss": losses, key: scores, "best_epoch": best_epoch}
+    return {"loss": losses, key: scores, "val_significant": significant, "best_epoch": best_epoch}
 
 
 def _targets(task, x, y, peak):

@@ -285,13 +285,18 @@ def test_qat_fine_tunes_with_the_runs_label_smoothing(tmp_path, lenet_run, train
     # transform would leave fc1 and fc2 float).
     assert set(summary["quantized_kernels"]) == {"conv1", "conv2", "fc1", "fc2", "fc3"}
     # Epoch 0 (before any step) simulates int8 faithfully: initialized ranges, not tfmot's
-    # [-6, 6] that clips the raw pixels (chance accuracy); the best epoch is kept.
+    # [-6, 6] that clips the raw pixels (chance accuracy). A fine-tuned epoch is kept only if
+    # significantly better than epoch 0, the best such one.
     split = qat_split(source, train_data)
     logits = source.model.predict(split.x_val, verbose=0)
     float_val = float(np.mean(logits.argmax(-1) == split.y_val))
     scores = summary["val_accuracy"]
     assert len(scores) == 3 and abs(scores[0] - float_val) <= 2 / 30 + 1e-9
-    assert scores[summary["best_epoch"]] == max(scores)
+    significant = summary["val_significant"]
+    candidates = [0] + [epoch for epoch in (1, 2) if significant[epoch]]
+    assert significant[0] is False
+    assert scores[summary["best_epoch"]] == max(scores[epoch] for epoch in candidates)
+    assert summary["best_epoch"] in candidates
 
 
 def test_qat_holds_out_the_runs_validation_split(lenet_run):
