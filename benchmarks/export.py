@@ -310,8 +310,8 @@ def run(quick: bool = False) -> list[dict]:
             calibration_samples=200 if quick else 1000,
             test_samples=1000 if quick else 0,
             latency_runs=200 if quick else 1000,
-            qat_epochs=1,
-            qat_samples=2000 if quick else 20000,
+            qat_epochs=3,
+            qat_samples=2000 if quick else 60000,
             progress=False,
         )
         result = export_model(source, options)

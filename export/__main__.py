@@ -57,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="quantization-aware fine-tuning epochs (adds tflite_qat_int8)",
     )
     parser.add_argument(
-        "--qat-samples", type=int, default=10000, help="training images for QAT/pruning"
+        "--qat-samples",
+        type=int,
+        default=60000,
+        help="training images for QAT/pruning (the run's validation images are held out)",
     )
     parser.add_argument(
         "--prune", type=float, default=0.0, help="magnitude-pruning sparsity in [0, 1)"

@@ -50,7 +50,8 @@ class ExportOptions:
         calibration_samples: training images for PTQ calibration (TFLite and ONNX int8).
         test_samples: test images for verification; None or 0 for the whole test split.
         qat_epochs: epochs of quantization-aware fine-tuning (0: no QAT file).
-        qat_samples: training images used for QAT fine-tuning (and pruning).
+        qat_samples: training images for QAT fine-tuning (and pruning); all of them by default,
+            the run's validation images held out of QAT.
         prune: target sparsity in [0, 1) of magnitude pruning before export (0: none).
         dataset: data set spec overriding the run's (needed for a bare .keras file).
         data_dir: where the data set's files are.
@@ -64,7 +65,7 @@ class ExportOptions:
     calibration_samples: int = 500
     test_samples: int | None = None
     qat_epochs: int = 0
-    qat_samples: int = 10000
+    qat_samples: int = 60000
     prune: float = 0.0
     dataset: str | None = None
     data_dir: str | None = None
@@ -187,7 +188,7 @@ def export_model(
     out_dir = Path(options.out_dir) if options.out_dir else DEFAULT_EXPORT_ROOT / source.name
     check_writable(out_dir)
     qat_requested = options.qat_epochs > 0 or any(f.needs_training_data for f in formats)
-    qat_epochs = options.qat_epochs or (1 if qat_requested else 0)
+    qat_epochs = options.qat_epochs or (3 if qat_requested else 0)
     if data is None:
         dataset = options.dataset or source.dataset
         if not dataset:
