@@ -59,6 +59,17 @@ def test_none_is_identity_and_flips_follow_the_dataset():
     assert names(augmentation_layers("medium", allows_flips=False)) == ["translate", "erase"]
 
 
+def test_medium_erases_a_quarter_of_the_images_as_documented():
+    # RandomErasing(factor=0.5) draws each image's probability from U(0, 0.5): E = 0.25.
+    augment = build_augmenter("medium", allows_flips=True, seed=3)
+    x = tf.fill([2000, 28, 28, 1], 255.0)  # flips leave a constant image unchanged
+    erased = tf.reduce_mean(tf.cast(augment(x) < 1.0, tf.float32), axis=[1, 2, 3]).numpy()
+    hit = erased[erased > 0]
+    assert 0.21 < len(hit) / len(erased) < 0.31
+    assert hit.min() > 0.01 and hit.max() < 0.25  # 2-20 % of the area, up to pixel rounding
+    assert 0.08 < hit.mean() < 0.13
+
+
 @pytest.mark.parametrize("level", ["light", "standard"])
 def test_training_pipeline_keeps_labels_with_their_images(level):
     labels = np.arange(64) % 10
