@@ -161,11 +161,6 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     # at 2e-3: 91.9 %; val_split 0.05: 92.1 %; erasing up to 40 % of the area: 91.5 %; an
     # added 1-pixel shift: 91.5 %; BatchNorm moments recomputed over the training set after
     # training ("precise BN"): -0.2 %. Repeats of one seed vary by ~0.2 % (oneDNN threads).
-    # All of that with the paper's unpadded C3 (5x5x16 = 400 features into fc1); a second
-    # search of ~20 recipes (val_split 0.02/0.05, batch 32/64, lr 1.4e-3-3e-3, decay 0.4-1.0,
-    # SGD 0.1, step schedule, smoothing 0.05/0.15, light augmentation, more erasing, float32)
-    # stayed at 91.3-92.07 %. With C3 'same'-padded (7x7x16 = 784 features, the builder's
-    # default since), these defaults give 92.75 / 92.06 / 92.10 % (seeds 0 / 1 / 2).
     "lenet5_modern": dict(
         epochs=15,
         batch_size=128,

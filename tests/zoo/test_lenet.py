@@ -41,37 +41,20 @@ def test_lenet5_uses_tanh_and_average_pooling():
     assert model.get_layer("fc3").activation.__name__ == "linear"
 
 
-MODERN_SHAPES = {
-    **LECTURE_SHAPES,
-    "conv2": (None, 14, 14, 16),
-    "pool2": (None, 7, 7, 16),
-    "flatten": (None, 784),
-}
-
-
-def _modern_parameter_count(features: int) -> int:
-    # Convs/dense before BN have no bias; BN has 4 weights per channel (2 non-trainable).
-    weights = 6 * 25 + 16 * 150 + features * 120 + 120 * 84 + 84 * 10 + 10
-    return weights + 4 * (6 + 16 + 120 + 84)
-
-
-def test_lenet5_modern_same_padding_batch_norm_relu_max_pool():
+def test_lenet5_modern_same_shapes_with_batch_norm_relu_max_pool():
     model = zoo.create_model("lenet5_modern", dropout_rate=0.5)
-    assert _shapes(model, MODERN_SHAPES) == MODERN_SHAPES
+    assert _shapes(model, LECTURE_SHAPES) == LECTURE_SHAPES
     kinds = {layer.name: type(layer).__name__ for layer in model.layers}
     assert kinds["pool1"] == "MaxPool2D" and kinds["bn1"] == "BatchNorm"
     assert kinds["drop1"] == kinds["drop2"] == "Dropout"
     assert not any(kind == "LocalResponseNorm" for kind in kinds.values())
-    assert model.count_params() == _modern_parameter_count(784) == 108_464
+    # Convs/dense before BN have no bias; BN has 4 weights per channel (2 non-trainable).
+    channels = 6 + 16 + 120 + 84
+    weights = 6 * 25 + 16 * 150 + 400 * 120 + 120 * 84 + 84 * 10 + 10
+    assert model.count_params() == weights + 4 * channels
     non_trainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
-    assert non_trainable == 2 * (6 + 16 + 120 + 84)
+    assert non_trainable == 2 * channels
     assert "drop1" not in [layer.name for layer in zoo.create_model("lenet5_modern").layers]
-
-
-def test_lenet5_modern_with_the_papers_c3_has_the_lecture_shapes():
-    model = zoo.create_model("lenet5_modern", conv2_padding=0)
-    assert _shapes(model, LECTURE_SHAPES) == LECTURE_SHAPES
-    assert model.count_params() == _modern_parameter_count(400) == 62_384
 
 
 def test_lenet_other_sizes_and_errors():
@@ -90,5 +73,3 @@ def test_lenet_other_sizes_and_errors():
         zoo.create_model("lenet5", conv1_padding=-1)
     with pytest.raises(ValueError, match="dropout_rate"):
         zoo.create_model("lenet5_modern", dropout_rate=1.0)
-    with pytest.raises(ValueError, match="conv2_padding"):
-        zoo.create_model("lenet5_modern", conv2_padding=-2)

@@ -60,7 +60,7 @@ def test_summary_table_and_totals():
     assert lines[-2] == (
         f"Total params: {total:,} (trainable: {trainable:,}, non-trainable: {total - trainable:,})"
     )
-    macs = 28 * 28 * 6 * 25 + 14 * 14 * 16 * 150 + 784 * 120 + 120 * 84 + 84 * 10
+    macs = 28 * 28 * 6 * 25 + 10 * 10 * 16 * 150 + 400 * 120 + 120 * 84 + 84 * 10
     assert lines[-1] == f"Total MACs per example: {macs:,}"
     assert sum(row.params for row in zoo.layer_stats(model)) == total
 
