@@ -32,6 +32,10 @@ class ExportData:
         class_names: one name per label.
         x_train, y_train: a training sample for quantization-aware fine-tuning (may be empty).
         dataset: the data set spec the images came from.
+        x_validation, y_validation: the training run's validation split (None when it is not
+            known), never part of `x_train`: QAT selects its epoch on these images.
+        allows_flips: whether horizontal flips keep the label (False for digits or when the
+            data set is not known).
     """
 
     x_calibration: np.ndarray
@@ -41,6 +45,9 @@ class ExportData:
     x_train: np.ndarray | None = None
     y_train: np.ndarray | None = None
     dataset: str = ""
+    x_validation: np.ndarray | None = None
+    y_validation: np.ndarray | None = None
+    allows_flips: bool = False
 
 
 def to_model_input(images: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
@@ -71,6 +78,8 @@ def load_export_data(
     calibration_samples: int = 500,
     test_samples: int | None = None,
     train_samples: int = 0,
+    val_split: float = 0.0,
+    val_seed: int = 0,
     seed: int = 0,
 ) -> ExportData:
     """Reads `dataset` through `training.data` and prepares model-ready arrays.
@@ -82,12 +91,16 @@ def load_export_data(
         calibration_samples: training images for calibration (class-stratified, seeded).
         test_samples: test images for verification; None or 0 for the whole test split.
         train_samples: training images (with labels) for QAT fine-tuning; 0 for none.
+        val_split, val_seed: the training run's `--val-split` and `--seed`. With
+            `train_samples` and `val_split > 0`, the run's validation split is carved again
+            exactly as `training.data.train_val_split` did it, returned as `x_validation`, and
+            the training sample is drawn from the rest only.
         seed: sampling seed.
 
     Raises:
         ValueError / FileNotFoundError: from `load_dataset` (unknown name, data not found).
     """
-    from training.data import load_dataset
+    from training.data import load_dataset, train_val_split
 
     if calibration_samples < 1:
         raise ValueError(f"calibration_samples must be >= 1, got {calibration_samples}")
@@ -97,11 +110,14 @@ def load_export_data(
         rng.choice(len(ds.y_train), min(calibration_samples, len(ds.y_train)), replace=False)
     )
     test = ds.subset(test=test_samples or None, seed=seed)
-    x_train = y_train = None
+    x_train = y_train = x_validation = y_validation = None
     if train_samples:
-        train_idx = np.sort(
-            rng.choice(len(ds.y_train), min(train_samples, len(ds.y_train)), replace=False)
-        )
+        pool = np.arange(len(ds.y_train))
+        if val_split:
+            (pool, _), (val_idx, _) = train_val_split(pool, ds.y_train, val_split, seed=val_seed)
+            x_validation = to_model_input(ds.x_train[val_idx], input_shape)
+            y_validation = np.asarray(ds.y_train[val_idx], dtype=np.int64)
+        train_idx = np.sort(rng.choice(pool, min(train_samples, len(pool)), replace=False))
         x_train = to_model_input(ds.x_train[train_idx], input_shape)
         y_train = np.asarray(ds.y_train[train_idx], dtype=np.int64)
     return ExportData(
@@ -112,6 +128,9 @@ def load_export_data(
         x_train=x_train,
         y_train=y_train,
         dataset=dataset,
+        x_validation=x_validation,
+        y_validation=y_validation,
+        allows_flips=bool(ds.allows_flips),
     )
 
 

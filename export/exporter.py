@@ -198,6 +198,8 @@ def export_model(
                 "--dataset (e.g. fashion_mnist) or export a run directory with config.json"
             )
         _log(options, f"reading {dataset} (calibration and test images)")
+        # QAT selects its epoch on the run's own validation images, kept out of its sample.
+        own_data = dataset == source.config.get("dataset")
         data = load_export_data(
             dataset,
             source.input_shape,
@@ -205,6 +207,8 @@ def export_model(
             calibration_samples=options.calibration_samples,
             test_samples=options.test_samples or None,
             train_samples=options.qat_samples if _needs_data_for_training(formats, options) else 0,
+            val_split=float(source.config.get("val_split") or 0.0) if own_data else 0.0,
+            val_seed=int(source.config.get("seed") or 0),
         )
     if _needs_data_for_training(formats, options) and (
         data.x_train is None or not len(data.x_train)

@@ -83,50 +83,32 @@ class QatSplit:
     how: str
 
 
-def _run_validation_images(source: ModelSource, data: ExportData):
-    """The run's validation images as `train_val_split` carved them (None if unknown)."""
-    config = source.config
-    dataset = config.get("dataset")
-    if not dataset or not config.get("val_split") or (data.dataset and data.dataset != dataset):
-        return None
-    from export.data import to_model_input
-    from training.data import load_dataset, train_val_split
-
-    ds = load_dataset(dataset, data_dir=config.get("data_dir"))
-    index = np.arange(len(ds.y_train))
-    _, (val_idx, _) = train_val_split(
-        index, ds.y_train, float(config["val_split"]), seed=int(config.get("seed") or 0)
-    )
-    x_val = to_model_input(ds.x_train[val_idx], source.input_shape)
-    return x_val, np.asarray(ds.y_train[val_idx], np.int64), ds.allows_flips
-
-
 def qat_split(source: ModelSource, data: ExportData, val_fraction: float = 0.1) -> QatSplit:
     """Splits the QAT images into fine-tuning and validation (best-epoch selection) parts.
 
-    A run directory whose `config.json` has a `val_split` gets its own validation split back
-    (same data set, fraction and seed as `training.data.train_val_split` used in training):
-    those images are the validation part and are removed from `data.x_train`, so neither
-    training nor QAT ever fits them. Otherwise (a bare `.keras` file, another data set) a
-    seeded, class-stratified `val_fraction` of `data.x_train` is held out. The test split is
-    never used.
+    When `data` carries the training run's validation split (`load_export_data(val_split=...)`,
+    which the exporter passes for a run directory exported on its own data set), those images
+    are the validation part; `data.x_train` was drawn from the rest, so neither training nor
+    QAT ever fits them. Otherwise (a bare `.keras` file, another data set) a seeded,
+    class-stratified `val_fraction` of `data.x_train` is held out. The test split is never
+    used.
     """
     from training.data import train_val_split
 
-    x, y = data.x_train, data.y_train
-    run_val = _run_validation_images(source, data)
-    if run_val is not None:
-        x_val, y_val, allows_flips = run_val
-        held_out = {image.tobytes() for image in x_val}
-        keep = np.array([image.tobytes() not in held_out for image in x], bool)
-        return QatSplit(x[keep], y[keep], x_val, y_val, allows_flips, "the run's validation split")
-    (x_fit, y_fit), (x_val, y_val) = train_val_split(x, y, val_fraction, seed=0)
-    from training.data import _is_no_flip
-
-    name = data.dataset or source.config.get("dataset") or ""
-    allows_flips = bool(name) and not _is_no_flip(name)
+    if data.x_validation is not None and len(data.x_validation):
+        return QatSplit(
+            data.x_train,
+            data.y_train,
+            data.x_validation,
+            data.y_validation,
+            data.allows_flips,
+            "the run's validation split",
+        )
+    (x_fit, y_fit), (x_val, y_val) = train_val_split(
+        data.x_train, data.y_train, val_fraction, seed=0
+    )
     return QatSplit(
-        x_fit, y_fit, x_val, y_val, allows_flips, f"{val_fraction:.0%} of the QAT images"
+        x_fit, y_fit, x_val, y_val, data.allows_flips, f"{val_fraction:.0%} of the QAT images"
     )
 
 

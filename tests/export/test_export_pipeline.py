@@ -305,20 +305,68 @@ def test_qat_holds_out_the_runs_validation_split(lenet_run):
     from training.data import load_dataset, train_val_split
 
     source = load_source(lenet_run)
-    source.config = dict(source.config, val_split=0.1, seed=3)
     data = load_export_data(
-        "fashion_mnist", (28, 28, 1), calibration_samples=8, test_samples=8, train_samples=3000
+        "fashion_mnist",
+        (28, 28, 1),
+        calibration_samples=8,
+        test_samples=8,
+        train_samples=3000,
+        val_split=0.1,
+        val_seed=3,
     )
     split = qat_split(source, data)
     ds = load_dataset("fashion_mnist")
-    _, (x_val, y_val) = train_val_split(ds.x_train, ds.y_train, 0.1, seed=3)
+    (x_fit_run, _), (x_val, y_val) = train_val_split(ds.x_train, ds.y_train, 0.1, seed=3)
     np.testing.assert_array_equal(split.x_val, to_model_input(x_val, (28, 28, 1)))
     np.testing.assert_array_equal(split.y_val, y_val)
-    held_out = {image.tobytes() for image in split.x_val}
-    assert not any(image.tobytes() in held_out for image in split.x_fit)
-    # About 10 % of a random 3000 of the 60000 training images are validation images.
-    assert 200 <= len(data.x_train) - len(split.x_fit) <= 400
+    # The QAT sample is drawn from the run's training part only: all 3000 images are kept,
+    # and every one of them is a training-part image (compared by content).
+    assert len(split.x_fit) == len(split.y_fit) == 3000
+    run_training_part = {image.tobytes() for image in to_model_input(x_fit_run, (28, 28, 1))}
+    assert all(image.tobytes() in run_training_part for image in split.x_fit)
     assert split.allows_flips and "validation split" in split.how
+
+
+def test_exporting_a_run_asks_for_its_validation_split(tmp_path, lenet_run, monkeypatch):
+    import export.exporter as exporter
+
+    asked = {}
+
+    def fake_load(dataset, input_shape, **kwargs):
+        asked.update(kwargs, dataset=dataset)
+        raise RuntimeError("stop after the data request")
+
+    monkeypatch.setattr(exporter, "load_export_data", fake_load)
+    source = load_source(lenet_run)
+    config = source.config = dict(source.config, val_split=0.1, seed=3)
+    options = ExportOptions(
+        formats=resolve_formats("tflite_int8"), out_dir=tmp_path, qat_epochs=1, progress=False
+    )
+    with pytest.raises(RuntimeError, match="stop after"):
+        export_model(source, options)
+    assert asked["dataset"] == config["dataset"] and asked["train_samples"] > 0
+    assert asked["val_split"] == pytest.approx(0.1)
+    assert asked["val_seed"] == config["seed"]
+    # Exported on another data set, the run's split means nothing.
+    options.dataset = "tfds:mnist"
+    with pytest.raises(RuntimeError, match="stop after"):
+        export_model(source, options)
+    assert asked["dataset"] == "tfds:mnist" and asked["val_split"] == 0.0
+
+
+def test_qat_without_a_run_split_holds_out_a_share_of_its_images(lenet_run):
+    from export.tfmot_process import qat_split
+
+    source = load_source(lenet_run)
+    data = load_export_data(
+        "fashion_mnist", (28, 28, 1), calibration_samples=8, test_samples=8, train_samples=200
+    )
+    assert data.x_validation is None
+    split = qat_split(source, data)
+    assert (len(split.x_fit), len(split.x_val)) == (180, 20)
+    held_out = {image.tobytes() for image in split.x_val}
+    assert sum(image.tobytes() in held_out for image in data.x_train) == 20
+    assert split.allows_flips and "QAT images" in split.how
 
 
 @pytest.mark.parametrize(
