@@ -56,11 +56,15 @@ class TrainConfig:
         "test metrics (0: off; auto: per model)",
         type=float,
     )
-    early_stopping: int = _opt(
-        5, "stop after this many epochs without val improvement (0: off)", type=int
+    early_stopping: int | None = _opt(
+        None,
+        "stop after this many epochs without val improvement (0: off; auto: per model, 5)",
+        type=int,
     )
-    val_split: float = _opt(
-        0.1, "fraction of the TRAINING set held out for validation (seeded)", type=float
+    val_split: float | None = _opt(
+        None,
+        "fraction of the TRAINING set held out for validation, seeded (auto: per model, 0.1)",
+        type=float,
     )
     augment: str = _opt(
         "auto",
@@ -198,6 +202,8 @@ MODEL_DEFAULTS["alexnet_bn"] = MODEL_DEFAULTS["alexnet"]
 _FALLBACK = dict(
     epochs=15, batch_size=128, optimizer="adam", learning_rate=1e-3, weight_decay=0.0, xla=False
 )
+# Keys a model's defaults may set; without them, the value here.
+_OPTIONAL_DEFAULTS = dict(label_smoothing=0.0, ema_momentum=0.0, early_stopping=5, val_split=0.1)
 
 
 def fields() -> list[dataclasses.Field]:
@@ -273,10 +279,9 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     for key in ("epochs", "batch_size", "learning_rate", "weight_decay", "xla"):
         if getattr(c, key) is None:
             setattr(c, key, defaults[key])
-    if c.label_smoothing is None:
-        c.label_smoothing = defaults.get("label_smoothing", 0.0)
-    if c.ema_momentum is None:
-        c.ema_momentum = defaults.get("ema_momentum", 0.0)
+    for key, value in _OPTIONAL_DEFAULTS.items():
+        if getattr(c, key) is None:
+            setattr(c, key, defaults.get(key, value))
     if c.optimizer == "auto":
         c.optimizer = defaults["optimizer"]
     if c.augment == "auto" and "augment" in defaults and c.dataset in ("fashion_mnist", "mnist"):

@@ -166,6 +166,24 @@ def _bn_flags(model) -> list[bool]:
     ]
 
 
+def test_early_stopping_and_val_split_come_from_the_model_defaults(monkeypatch):
+    from training import config as config_module
+    from training.config import TrainConfig, resolve_config
+
+    plain = resolve_config(TrainConfig(model="lenet5"))
+    assert (plain.early_stopping, plain.val_split) == (5, 0.1)
+    monkeypatch.setitem(
+        config_module.MODEL_DEFAULTS,
+        "lenet5",
+        dict(config_module.MODEL_DEFAULTS["lenet5"], early_stopping=0, val_split=0.05),
+    )
+    tuned = resolve_config(TrainConfig(model="lenet5"))
+    assert (tuned.early_stopping, tuned.val_split) == (0, 0.05)
+    # What the user sets wins over the model's default.
+    mine = resolve_config(TrainConfig(model="lenet5", early_stopping=3, val_split=0.2))
+    assert (mine.early_stopping, mine.val_split) == (3, 0.2)
+
+
 def test_sync_bn_is_a_builder_argument():
     from zoo import create_model
 
