@@ -21,6 +21,7 @@ from layers.layer_norm import LayerNorm  # noqa: E402
 from layers.local_response_norm import LocalResponseNorm  # noqa: E402
 from layers.padding import PADDING_MODES, pad_spatial  # noqa: E402
 from layers.pooling import AvgPool1D, AvgPool2D, AvgPool3D, MaxPool1D, MaxPool2D, MaxPool3D  # noqa: E402
+from layers.rep_conv import RepConv2D  # noqa: E402
 from layers.resize import Resize  # noqa: E402
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "MaxPool1D",
     "MaxPool2D",
     "MaxPool3D",
+    "RepConv2D",
     "Resize",
     "arithmetic",
     "pad_spatial",

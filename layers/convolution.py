@@ -225,7 +225,12 @@ class _Conv(tf.keras.layers.Layer):
     # -- computation ------------------------------------------------------------------------
 
     def call(self, inputs):
-        kernel = tf.cast(self.kernel, inputs.dtype)
+        outputs = self._convolve_padded(inputs, tf.cast(self.kernel, inputs.dtype))
+        return add_bias_and_activate(self, outputs)
+
+    def _convolve_padded(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+        """Pads `inputs` per the layer's padding and mode and convolves them with `kernel`
+        (per group), without bias or activation."""
         pads = self._explicit_pads(inputs.shape[1:-1])
         if pads == "SAME":
             tf_padding = "SAME"
@@ -246,7 +251,7 @@ class _Conv(tf.keras.layers.Layer):
                 ],
                 axis=-1,
             )
-        return add_bias_and_activate(self, outputs)
+        return outputs
 
     def _convolve(self, x: tf.Tensor, kernel: tf.Tensor, padding: str) -> tf.Tensor:
         dilation = self.dilation

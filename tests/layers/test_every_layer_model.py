@@ -17,6 +17,7 @@ def every_layer_model() -> tf.keras.Model:
     x = layers.LocalResponseNorm(depth_radius=2, name="lrn")(x)
     x = layers.Conv2D(8, 3, padding="same", groups=2, dilation=2, name="grouped")(x)
     x = layers.GroupNorm(groups=4, name="gn")(x)
+    x = layers.RepConv2D(8, 3, padding=1, activation="relu", name="rep")(x)
     x = layers.MaxPool2D(3, strides=2, padding=1, ceil_mode=True, name="maxpool")(x)
     x = layers.InstanceNorm(name="in")(x)
     x = layers.AvgPool2D(2, padding=1, count_include_pad=False, name="avgpool")(x)
