@@ -359,6 +359,12 @@ TRAINING_CLI_CASES: list[CliCase] = [
         ["--sync-bn", "'lenet5'", "lenet5_modern"],
         setup=_idx_dir(n_train=60, n_test=20),
     ),
+    CliCase(
+        "reparam-without-training-form",
+        ["--reparam", "--model", "lenet5", "--data-dir", "data", *QUICK],
+        ["--reparam", "'lenet5'", "lenet5_modern"],
+        setup=_idx_dir(n_train=60, n_test=20),
+    ),
     CliCase("missing-config-file", ["--config", "nope.yaml", *QUICK], ["nope.yaml", "no such"]),
     CliCase("resume-not-a-run", ["--resume", "somewhere"], ["somewhere", "config.json"]),
     # missing dataset offline

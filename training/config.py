@@ -116,6 +116,13 @@ class TrainConfig:
         "synchronized BatchNorm moments across replicas",
         action=argparse.BooleanOptionalAction,
     )
+    reparam: bool | None = _opt(
+        None,
+        "train re-parameterized: each conv + BatchNorm as parallel batch-normalized branches "
+        "(RepConv2D), folded into the plain model that model.keras holds (auto: per model; "
+        "lenet5_modern)",
+        action=argparse.BooleanOptionalAction,
+    )
     train_limit: int | None = _opt(
         None, "use only this many training images (quick runs)", type=int
     )
@@ -203,7 +210,9 @@ _FALLBACK = dict(
     epochs=15, batch_size=128, optimizer="adam", learning_rate=1e-3, weight_decay=0.0, xla=False
 )
 # Keys a model's defaults may set; without them, the value here.
-_OPTIONAL_DEFAULTS = dict(label_smoothing=0.0, ema_momentum=0.0, early_stopping=5, val_split=0.1)
+_OPTIONAL_DEFAULTS = dict(
+    label_smoothing=0.0, ema_momentum=0.0, early_stopping=5, val_split=0.1, reparam=False
+)
 
 
 def fields() -> list[dataclasses.Field]:

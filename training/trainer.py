@@ -46,6 +46,7 @@ from training.data import ImageDataset, load_dataset, train_val_split
 from training.pipeline import make_dataset
 from training.precision import resolve_mixed_precision
 from training.strategy import is_chief, make_strategy, strategy_name
+from zoo.reparam import fuse_into, has_reparam_layers
 
 __all__ = ["RunDirError", "TrainResult", "train"]
 
@@ -176,8 +177,9 @@ class RunRecorder(tf.keras.callbacks.Callback):
         self.mode = mode
         self.images_per_epoch = images_per_epoch
         self.write = write
-        # Under mixed precision the best weights are saved in a float32 twin, so model.keras
-        # is a plain float32 model for export whatever policy trained it.
+        # Under mixed precision, or for a re-parameterized model (folded by `fuse_into`), the
+        # best weights are saved in a plain float32 twin, so model.keras is a plain float32
+        # model for export whatever policy and form trained it.
         self.export_model = export_model
         self.rows: list[dict[str, float]] = artifacts.read_history(run_dir / "history.csv")
         self.best: float | None = None
@@ -234,7 +236,10 @@ class RunRecorder(tf.keras.callbacks.Callback):
             self.best_weights = [np.copy(w) for w in self.model.get_weights()]
             target = self.model
             if self.export_model is not None:
-                self.export_model.set_weights(self.best_weights)
+                if has_reparam_layers(self.model):
+                    fuse_into(self.model, self.export_model)
+                else:
+                    self.export_model.set_weights(self.best_weights)
                 target = self.export_model
             artifacts.atomic_save_model(target, self.run_dir / "model.keras")
         if self.write:
@@ -271,20 +276,38 @@ def _build_model(
     input_shape: tuple[int, int, int] | None,
     overrides: dict[str, Any],
     sync_bn: bool,
+    reparam: bool = False,
 ) -> tf.keras.Model:
     """`create_model`; with `sync_bn` the builder gets `synchronized=True`, which makes every
-    BatchNorm compute its moments across replicas (lenet5_modern and alexnet_bn take it)."""
-    if not sync_bn:
-        return _create(name, num_classes, input_shape, overrides)
+    BatchNorm compute its moments across replicas (lenet5_modern and alexnet_bn take it); with
+    `reparam` it gets `reparam=True`, the re-parameterized training form (lenet5_modern)."""
     from zoo import get_model_info
 
     builder = inspect.signature(get_model_info(name).builder)
-    if "synchronized" not in builder.parameters:
-        raise ValueError(
-            f"--sync-bn: model {name!r} has no BatchNorm layer to synchronize; drop the flag "
-            f"or use a model with BatchNorm (lenet5_modern, alexnet_bn)"
-        )
-    return _create(name, num_classes, input_shape, {**overrides, "synchronized": True})
+    flags = {}
+    for wanted, keyword, flag, what in (
+        (sync_bn, "synchronized", "--sync-bn", "has no BatchNorm layer to synchronize"),
+        (reparam, "reparam", "--reparam", "has no re-parameterized training form"),
+    ):
+        if not wanted:
+            continue
+        if keyword not in builder.parameters:
+            raise ValueError(
+                f"{flag}: model {name!r} {what}; drop the flag or use a model that takes it "
+                f"({', '.join(_models_taking(keyword))})"
+            )
+        flags[keyword] = True
+    return _create(name, num_classes, input_shape, {**overrides, **flags})
+
+
+def _models_taking(keyword: str) -> list[str]:
+    from zoo import get_model_info, list_models
+
+    return [
+        name
+        for name in list_models()
+        if keyword in inspect.signature(get_model_info(name).builder).parameters
+    ]
 
 
 # Keras 3 only; tf_keras has no such callback (training runs in Keras 3, DESIGN.md), but this
@@ -644,11 +667,7 @@ def _train(
     num_outputs = data.num_classes if task == "classification" else info.num_classes
     with strategy.scope():
         model = _build_model(
-            c.model,
-            num_outputs,
-            input_override,
-            overrides,
-            c.sync_bn,
+            c.model, num_outputs, input_override, overrides, c.sync_bn, bool(c.reparam)
         )
         if task == "classification":
             loss = (
@@ -686,7 +705,7 @@ def _train(
 
     monitor, mode = ("val_accuracy", "max") if task == "classification" else ("val_loss", "min")
     export_model = None
-    if c.mixed_precision != "off":
+    if c.mixed_precision != "off" or c.reparam:
         policy = tf.keras.mixed_precision.global_policy()
         tf.keras.mixed_precision.set_global_policy("float32")
         try:
@@ -747,20 +766,24 @@ def _train(
         status = "early_stopped"
 
     # Evaluate the best model on validation (what model.keras holds).
+    evaluated = model
     if recorder.best_weights is not None:
         model.set_weights(recorder.best_weights)
     elif (run_dir / "model.keras").is_file():
         best = tf.keras.models.load_model(run_dir / "model.keras", compile=False)
-        model.set_weights(best.get_weights())
+        if has_reparam_layers(model):
+            evaluated = best  # the folded plain model: its weights do not fit the branches
+        else:
+            model.set_weights(best.get_weights())
     elif status == "diverged":
         raise FloatingPointError(
             f"the loss became NaN in the first epoch and there is no model to keep; lower "
             f"--learning-rate (was {c.learning_rate:g}) or use --mixed-precision off"
         )
     if task == "classification":
-        results = _evaluate_classifier(model, test_ds, data.y_test, data.class_names)
+        results = _evaluate_classifier(evaluated, test_ds, data.y_test, data.class_names)
     else:
-        results = _evaluate_reconstruction(model, test_ds)
+        results = _evaluate_reconstruction(evaluated, test_ds)
     wall = time.perf_counter() - started
 
     history = recorder.rows

@@ -43,6 +43,7 @@ import tensorflow as tf
 from layers.batch_norm import BatchNorm
 from layers.convolution import Conv2D
 from layers.pooling import AvgPool2D, MaxPool2D
+from layers.rep_conv import RepConv2D
 from zoo._shapes import Stage, check_input_size
 from zoo.registry import normalization_layer, register_model
 
@@ -129,7 +130,8 @@ def lenet5(
     mean=FASHION_MNIST_MEAN,
     std=FASHION_MNIST_STD,
     paper=LENET_PAPER + " Modernized: ReLU, max pooling, batch normalization (Ioffe & Szegedy, "
-    "2015), dropout (Srivastava et al., 2014).",
+    "2015), dropout (Srivastava et al., 2014); trained re-parameterized (Ding et al., 2021, "
+    "RepVGG; Vasu et al., 2023, MobileOne).",
 )
 def lenet5_modern(
     input_shape: tuple[int, int, int],
@@ -140,6 +142,7 @@ def lenet5_modern(
     conv1_padding: int | None = None,
     dropout_rate: float = 0.0,
     synchronized: bool = False,
+    reparam: bool = False,
     name: str = "lenet5_modern",
 ) -> tf.keras.Model:
     """LeNet-5 with today's defaults, same shapes as `lenet5`.
@@ -147,6 +150,12 @@ def lenet5_modern(
     Each convolution and hidden dense layer is followed by our `BatchNorm` and a ReLU (the
     convolutions and dense layers before a BatchNorm have no bias: its shift replaces it);
     pooling is 2x2 max pooling; `dropout_rate > 0` adds dropout after `fc1` and `fc2`.
+
+    `reparam=True` builds the training form of the same model: each `conv{i}` + `bn{i}` pair
+    is one `RepConv2D` named `conv{i}` (branches 5x5, 5x5, 3x3 and 1x1, each batch-normalized,
+    summed), which `zoo.reparam.fuse_into` folds into this model's `conv{i}` and `bn{i}`
+    after training: the deployed model is the plain one. `python -m training` trains
+    lenet5_modern this way by default (`--reparam`).
 
     Layers: normalize, conv1, bn1, relu1, pool1, conv2, bn2, relu2, pool2, flatten, fc1, bn3,
     relu3, [drop1], fc2, bn4, relu4, [drop2], fc3. Parameters for 10 classes: 62,384 of
@@ -173,8 +182,13 @@ def lenet5_modern(
     inputs = tf.keras.Input(shape=input_shape, name="image")
     x = normalization_layer(mean, std, input_shape[-1])(inputs)
     for index, (filters, pad) in enumerate(((6, padding), (16, 0)), start=1):
-        x = Conv2D(filters, 5, padding=pad, use_bias=False, name=f"conv{index}")(x)
-        x = BatchNorm(synchronized=synchronized, name=f"bn{index}")(x)
+        if reparam:
+            x = RepConv2D(filters, 5, padding=pad, synchronized=synchronized, name=f"conv{index}")(
+                x
+            )
+        else:
+            x = Conv2D(filters, 5, padding=pad, use_bias=False, name=f"conv{index}")(x)
+            x = BatchNorm(synchronized=synchronized, name=f"bn{index}")(x)
         x = tf.keras.layers.Activation("relu", name=f"relu{index}")(x)
         x = MaxPool2D(2, name=f"pool{index}")(x)
     x = tf.keras.layers.Flatten(name="flatten")(x)

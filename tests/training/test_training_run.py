@@ -174,6 +174,33 @@ def test_mixed_precision_trains_and_saves_a_float32_model(tmp_path):
     assert all(layer.compute_dtype == "float32" for layer in model.layers)
 
 
+def test_reparam_run_saves_the_folded_plain_model(tmp_path):
+    from training.data import load_dataset
+    from zoo.reparam import has_reparam_layers
+
+    run_dir = tmp_path / "run"
+    result = train(
+        **dict(SMALL, model="lenet5_modern"),
+        epochs=2,
+        run_dir=str(run_dir),
+        reparam=True,
+        mixed_precision="off",
+        early_stopping=0,
+    )
+    config = json.loads((run_dir / "config.json").read_text())
+    assert result.status == "completed" and config["reparam"] is True
+    saved = tf.keras.models.load_model(run_dir / "model.keras", compile=False)
+    assert not has_reparam_layers(saved) and saved.count_params() == 62_384
+    # model.keras (the folded model) scores what metrics.json says the trained one scored.
+    test = load_dataset("fashion_mnist").subset(512, 256, seed=0)
+    logits = saved.predict(test.x_test.astype(np.float32), verbose=0)
+    accuracy = float(np.mean(logits.argmax(-1) == test.y_test))
+    assert accuracy == pytest.approx(result.metrics["test_accuracy"], abs=1 / 256)
+    # A model without a training form says so, naming the models that have one.
+    with pytest.raises(ValueError, match=r"--reparam: model 'lenet5' .*lenet5_modern"):
+        train(**SMALL, epochs=1, run_dir=str(tmp_path / "plain"), reparam=True)
+
+
 def test_reconstruction_run_reports_mse(tmp_path):
     result = train(
         **dict(SMALL, model="conv_autoencoder", train_limit=256, test_limit=64),

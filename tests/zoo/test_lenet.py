@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import zoo
 
@@ -55,6 +56,41 @@ def test_lenet5_modern_same_shapes_with_batch_norm_relu_max_pool():
     non_trainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
     assert non_trainable == 2 * channels
     assert "drop1" not in [layer.name for layer in zoo.create_model("lenet5_modern").layers]
+
+
+def test_lenet5_modern_reparam_trains_branches_and_folds_into_the_plain_model():
+    from layers.batch_norm import BatchNorm
+    from layers.rep_conv import RepConv2D
+    from zoo.reparam import fuse_into, has_reparam_layers
+
+    trained = zoo.create_model("lenet5_modern", reparam=True)
+    assert _shapes(trained, LECTURE_SHAPES) == LECTURE_SHAPES
+    assert isinstance(trained.get_layer("conv1"), RepConv2D) and has_reparam_layers(trained)
+    assert "bn1" not in [layer.name for layer in trained.layers]
+    # Branches 5x5, 5x5, 3x3, 1x1 per conv, each with a BatchNorm (4 weights per channel),
+    # in place of one 5x5 kernel and one BatchNorm.
+    plain = zoo.create_model("lenet5_modern")
+    extra = sum(filters * (cin * (25 + 9 + 1) + 4 * 3) for filters, cin in ((6, 1), (16, 6)))
+    assert trained.count_params() == plain.count_params() + extra == 66_218
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (32, 28, 28, 1)).astype(np.float32)
+    for _ in range(3):  # moves the branches' moving statistics away from their start
+        trained(x, training=True)
+    deployed = fuse_into(trained, plain)
+    assert not has_reparam_layers(deployed) and isinstance(deployed.get_layer("bn1"), BatchNorm)
+    np.testing.assert_allclose(
+        deployed(x, training=False), trained(x, training=False), rtol=1e-4, atol=1e-4
+    )
+    np.testing.assert_array_equal(
+        deployed.get_layer("fc1").get_weights()[0], trained.get_layer("fc1").get_weights()[0]
+    )
+    # Another model cannot take the weights: a clear error, not Keras's set_weights one.
+    with pytest.raises(ValueError, match=r"'fc1' .* not the same model"):
+        fuse_into(trained, zoo.create_model("lenet5"))
+    inputs = tf.keras.Input((4,))
+    other = tf.keras.Model(inputs, tf.keras.layers.Dense(2, name="head")(inputs))
+    with pytest.raises(ValueError, match=r"'head' .* no counterpart"):
+        fuse_into(trained, other)
 
 
 def test_lenet_other_sizes_and_errors():
