@@ -267,6 +267,11 @@ def _accuracy_rows() -> list[dict]:
                     f"{c['batch_size']}, {c['optimizer']} lr {c['learning_rate']:g}, augment "
                     f"{c['augment']}, label smoothing {c['label_smoothing']:g}, weight decay "
                     f"{c['weight_decay']:g}, mixed precision {c['mixed_precision']}"
+                    + (
+                        ", re-parameterized (RepConv2D branches, folded)"
+                        if c.get("reparam")
+                        else ""
+                    )
                 ),
             }
         )
