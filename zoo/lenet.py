@@ -154,8 +154,8 @@ def lenet5_modern(
     `reparam=True` builds the training form of the same model: each `conv{i}` + `bn{i}` pair
     is one `RepConv2D` named `conv{i}` (branches 5x5, 5x5, 3x3 and 1x1, each batch-normalized,
     summed), which `zoo.reparam.fuse_into` folds into this model's `conv{i}` and `bn{i}`
-    after training: the deployed model is the plain one. `python -m training` trains
-    lenet5_modern this way by default (`--reparam`).
+    after training: the deployed model is the plain one (`python -m training --reparam`;
+    the folded kernels quantize worse, see the README's design notes).
 
     Layers: normalize, conv1, bn1, relu1, pool1, conv2, bn2, relu2, pool2, flatten, fc1, bn3,
     relu3, [drop1], fc2, bn4, relu4, [drop2], fc3. Parameters for 10 classes: 62,384 of
