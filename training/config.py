@@ -181,10 +181,10 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     # folded into the same deployed model) raises the float model: 92.48 / 92.27 / 91.86 /
     # 91.93 % (seeds 0 / 1 / 0 / 1) against 91.73 % plain in the same session; 5x5 + 3x3 +
     # 1x1: 92.14 / 91.98 %; three 5x5: 92.24 / 91.93 %; five (5, 5, 5, 3, 1): 91.71 %; ACNet's
-    # 1x5 + 5x1: 91.90 %;
-    # ExpandNets' linear dense expansion (4x): 91.11 %. But the folded kernels quantize worse
-    # (the RepVGG quantization problem, QARepVGG 2022): int8 agreement 99.34-99.64 % on all 13
-    # re-parameterized runs exported (plain: 99.75 %), float16 max diff up to 2.8e-2 (> 1e-2)
+    # 1x5 + 5x1: 91.90 %; ExpandNets' linear dense expansion (4x): 91.11 %. But the folded
+    # kernels quantize worse (the RepVGG quantization problem, QARepVGG 2022): int8 agreement
+    # 99.34-99.68 % on all 14 re-parameterized runs exported (plain: 99.75 %), float16 max
+    # diff up to 2.8e-2 (> 1e-2)
     # from high-gain, sign-cancelling conv1 kernels; one BN after the branch sum (QARep-like)
     # fixes float16 but not int8 (99.65 %). Off by default: the int8 file must agree.
     "lenet5_modern": dict(
