@@ -83,7 +83,7 @@ class QatSplit:
     how: str
 
 
-def qat_split(source: ModelSource, data: ExportData, val_fraction: float = 0.1) -> QatSplit:
+def qat_split(data: ExportData, val_fraction: float = 0.1) -> QatSplit:
     """Splits the QAT images into fine-tuning and validation (best-epoch selection) parts.
 
     When `data` carries the training run's validation split (`load_export_data(val_split=...)`,
@@ -196,7 +196,7 @@ def run_tfmot(
     }
     arrays = {"x_calibration": data.x_calibration}
     if mode == "qat":
-        split = qat_split(source, data)
+        split = qat_split(data)
         spec["augment"] = qat_augment(source, split)
         spec["validation"] = split.how
         arrays.update(x_train=split.x_fit, y_train=split.y_fit, x_val=split.x_val)

@@ -192,9 +192,14 @@ class _Conv(tf.keras.layers.Layer):
         channels = self._check_channels(input_shape[-1])
         # Validates the kernel against the padded input where spatial sizes are known.
         self._output_spatial_shape(input_shape[1:-1])
-        add_kernel_and_bias(self, (*self.kernel_size, channels // self.groups, self.filters))
+        self._add_weights(input_shape, channels)
         self.input_spec = tf.keras.layers.InputSpec(ndim=self.rank + 2, axes={-1: channels})
         super().build(input_shape)
+
+    def _add_weights(self, input_shape: tuple, channels: int) -> None:
+        """Creates the layer's weights once the input is validated (a subclass may replace
+        the single kernel)."""
+        add_kernel_and_bias(self, (*self.kernel_size, channels // self.groups, self.filters))
 
     def _output_spatial_shape(self, spatial_shape: Sequence[int | None]) -> tuple:
         if self.padding == "same":

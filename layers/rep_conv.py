@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from layers._args import check_input_rank
+from layers._conv_utils import add_bias_and_activate
 from layers.batch_norm import BatchNorm
 from layers.convolution import Conv2D
 
@@ -129,11 +129,7 @@ class RepConv2D(Conv2D):
             name="batch_norm",
         )
 
-    def build(self, input_shape):
-        input_shape = tuple(input_shape)
-        check_input_rank(self.name, input_shape, 4, "(batch, height, width, channels)")
-        channels = self._check_channels(input_shape[-1])
-        self._output_spatial_shape(input_shape[1:-1])  # validates the window against the input
+    def _add_weights(self, input_shape: tuple, channels: int) -> None:
         self.kernel = self.bias = None  # the branch kernels take the k x k kernel's place
         self.branch_kernels = [
             self.add_weight(
@@ -145,8 +141,6 @@ class RepConv2D(Conv2D):
             for index, k in enumerate(self.branch_kernel_sizes)
         ]
         self.batch_norm.build((*input_shape[:-1], len(self.branch_kernel_sizes) * self.filters))
-        self.input_spec = tf.keras.layers.InputSpec(ndim=4, axes={-1: channels})
-        tf.keras.layers.Layer.build(self, input_shape)
 
     def _padded_branch_kernels(self) -> list[tf.Tensor]:
         size = self.kernel_size[0]
@@ -190,9 +184,7 @@ class RepConv2D(Conv2D):
             kernel, bias = self.fused_kernel_and_bias()
             outputs = self._convolve_padded(inputs, tf.cast(kernel, inputs.dtype))
             outputs = outputs + tf.cast(bias, outputs.dtype)
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+        return add_bias_and_activate(self, outputs)  # use_bias is False: the activation
 
     def get_config(self):
         config = super().get_config()

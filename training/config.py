@@ -184,9 +184,9 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     # 1x5 + 5x1: 91.90 %; ExpandNets' linear dense expansion (4x): 91.11 %. But the folded
     # kernels quantize worse (the RepVGG quantization problem, QARepVGG 2022): int8 agreement
     # 99.34-99.68 % on all 14 re-parameterized runs exported (plain: 99.75 %), float16 max
-    # diff up to 2.8e-2 (> 1e-2)
-    # from high-gain, sign-cancelling conv1 kernels; one BN after the branch sum (QARep-like)
-    # fixes float16 but not int8 (99.65 %). Off by default: the int8 file must agree.
+    # diff up to 2.8e-2 (> 1e-2) from high-gain, sign-cancelling conv1 kernels; one BN after
+    # the branch sum (QARep-like) fixes float16 but not int8 (99.65 %). Off by default: the
+    # int8 file must agree.
     "lenet5_modern": dict(
         epochs=15,
         batch_size=128,

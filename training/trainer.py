@@ -281,9 +281,6 @@ def _build_model(
     """`create_model`; with `sync_bn` the builder gets `synchronized=True`, which makes every
     BatchNorm compute its moments across replicas (lenet5_modern and alexnet_bn take it); with
     `reparam` it gets `reparam=True`, the re-parameterized training form (lenet5_modern)."""
-    from zoo import get_model_info
-
-    builder = inspect.signature(get_model_info(name).builder)
     flags = {}
     for wanted, keyword, flag, what in (
         (sync_bn, "synchronized", "--sync-bn", "has no BatchNorm layer to synchronize"),
@@ -291,7 +288,7 @@ def _build_model(
     ):
         if not wanted:
             continue
-        if keyword not in builder.parameters:
+        if not _builder_takes(name, keyword):
             raise ValueError(
                 f"{flag}: model {name!r} {what}; drop the flag or use a model that takes it "
                 f"({', '.join(_models_taking(keyword))})"
@@ -300,14 +297,16 @@ def _build_model(
     return _create(name, num_classes, input_shape, {**overrides, **flags})
 
 
-def _models_taking(keyword: str) -> list[str]:
-    from zoo import get_model_info, list_models
+def _builder_takes(name: str, keyword: str) -> bool:
+    from zoo import get_model_info
 
-    return [
-        name
-        for name in list_models()
-        if keyword in inspect.signature(get_model_info(name).builder).parameters
-    ]
+    return keyword in inspect.signature(get_model_info(name).builder).parameters
+
+
+def _models_taking(keyword: str) -> list[str]:
+    from zoo import list_models
+
+    return [name for name in list_models() if _builder_takes(name, keyword)]
 
 
 # Keras 3 only; tf_keras has no such callback (training runs in Keras 3, DESIGN.md), but this

@@ -130,8 +130,8 @@ def lenet5(
     mean=FASHION_MNIST_MEAN,
     std=FASHION_MNIST_STD,
     paper=LENET_PAPER + " Modernized: ReLU, max pooling, batch normalization (Ioffe & Szegedy, "
-    "2015), dropout (Srivastava et al., 2014); trained re-parameterized (Ding et al., 2021, "
-    "RepVGG; Vasu et al., 2023, MobileOne).",
+    "2015), dropout (Srivastava et al., 2014); an optional re-parameterized training form "
+    "(Ding et al., 2021, RepVGG; Vasu et al., 2023, MobileOne).",
 )
 def lenet5_modern(
     input_shape: tuple[int, int, int],

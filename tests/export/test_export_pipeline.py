@@ -287,7 +287,7 @@ def test_qat_fine_tunes_with_the_runs_label_smoothing(tmp_path, lenet_run, train
     # Epoch 0 (before any step) simulates int8 faithfully: initialized ranges, not tfmot's
     # [-6, 6] that clips the raw pixels (chance accuracy). A fine-tuned epoch is kept only if
     # significantly better than epoch 0, the best such one.
-    split = qat_split(source, train_data)
+    split = qat_split(train_data)
     logits = source.model.predict(split.x_val, verbose=0)
     float_val = float(np.mean(logits.argmax(-1) == split.y_val))
     scores = summary["val_accuracy"]
@@ -299,12 +299,11 @@ def test_qat_fine_tunes_with_the_runs_label_smoothing(tmp_path, lenet_run, train
     assert summary["best_epoch"] in candidates
 
 
-def test_qat_holds_out_the_runs_validation_split(lenet_run):
+def test_qat_holds_out_the_runs_validation_split():
     from export.data import to_model_input
     from export.tfmot_process import qat_split
     from training.data import load_dataset, train_val_split
 
-    source = load_source(lenet_run)
     data = load_export_data(
         "fashion_mnist",
         (28, 28, 1),
@@ -314,7 +313,7 @@ def test_qat_holds_out_the_runs_validation_split(lenet_run):
         val_split=0.1,
         val_seed=3,
     )
-    split = qat_split(source, data)
+    split = qat_split(data)
     ds = load_dataset("fashion_mnist")
     (x_fit_run, _), (x_val, y_val) = train_val_split(ds.x_train, ds.y_train, 0.1, seed=3)
     np.testing.assert_array_equal(split.x_val, to_model_input(x_val, (28, 28, 1)))
@@ -354,15 +353,14 @@ def test_exporting_a_run_asks_for_its_validation_split(tmp_path, lenet_run, monk
     assert asked["dataset"] == "tfds:mnist" and asked["val_split"] == 0.0
 
 
-def test_qat_without_a_run_split_holds_out_a_share_of_its_images(lenet_run):
+def test_qat_without_a_run_split_holds_out_a_share_of_its_images():
     from export.tfmot_process import qat_split
 
-    source = load_source(lenet_run)
     data = load_export_data(
         "fashion_mnist", (28, 28, 1), calibration_samples=8, test_samples=8, train_samples=200
     )
     assert data.x_validation is None
-    split = qat_split(source, data)
+    split = qat_split(data)
     assert (len(split.x_fit), len(split.x_val)) == (180, 20)
     held_out = {image.tobytes() for image in split.x_val}
     assert sum(image.tobytes() in held_out for image in data.x_train) == 20
