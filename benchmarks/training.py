@@ -87,9 +87,9 @@ def _our_setup(build, x: np.ndarray, y: np.ndarray):
     dataset exactly as `train()` does with the defaults; returns `(model, dataset, config)`."""
     from training.augment import build_augmenter, resolve_augment
     from training.config import TrainConfig, resolve_config
+    from training.optimizer import build_optimizer
     from training.pipeline import make_dataset
     from training.precision import resolve_mixed_precision
-    from training.trainer import _optimizer
 
     c = resolve_config(TrainConfig())
     c.mixed_precision = resolve_mixed_precision(c.mixed_precision)
@@ -110,7 +110,7 @@ def _our_setup(build, x: np.ndarray, y: np.ndarray):
         seed=0,
     )
     model.compile(
-        optimizer=_optimizer(c, steps),
+        optimizer=build_optimizer(c, steps),
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         jit_compile=bool(c.xla),

@@ -198,7 +198,7 @@ def test_absurd_learning_rate_stops_with_a_clear_message(tmp_path):
 def test_torn_backup_metadata_falls_back_to_the_previous_backup(tmp_path, torn):
     """A kill while Keras rewrites training_metadata.json in place (after the new weights)
     leaves it empty or cut; the run resumes from the previous backup pair instead."""
-    from training.trainer import repair_backup
+    from training.run_dir import repair_backup
 
     backup = tmp_path / "checkpoints"
     backup.mkdir()

@@ -4,7 +4,7 @@
   `TF_CONFIG`: a short `python -m training` run completes, only the chief writes the run
   directory, and the accuracy is within noise of a single-worker run of the same command.
 - `MirroredStrategy` over two logical CPU devices with `--sync-bn`: one `fit` step of
-  lenet5_modern (built by the trainer's own `_build_model`) gives the same BatchNorm moving
+  lenet5_modern (built by the trainer's own `build_model`) gives the same BatchNorm moving
   statistics and weights as one device on the full batch; without synchronization the
   variances differ (the halves' variances are not the batch's).
 
@@ -126,7 +126,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
-from training.trainer import _build_model
+from training.model_build import build_model
 
 rng = np.random.default_rng(0)
 x = rng.uniform(0, 255, (16, 28, 28, 1)).astype("float32")
@@ -136,7 +136,7 @@ data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
 
 def fitted(strategy, sync, weights):
     with strategy.scope():
-        model = _build_model("lenet5_modern", 10, None, {"dropout_rate": 0.0}, sync)
+        model = build_model("lenet5_modern", 10, None, {"dropout_rate": 0.0}, sync)
         model.compile(
             optimizer=tf.keras.optimizers.SGD(0.05),
             loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -150,7 +150,7 @@ def fitted(strategy, sync, weights):
 tf.keras.utils.set_random_seed(0)
 one = tf.distribute.OneDeviceStrategy("/cpu:0")
 with one.scope():
-    start = _build_model("lenet5_modern", 10, None, {"dropout_rate": 0.0}, False).get_weights()
+    start = build_model("lenet5_modern", 10, None, {"dropout_rate": 0.0}, False).get_weights()
 _, reference = fitted(one, False, start)
 mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 model, synced = fitted(mirrored, True, start)

@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 
 from training import artifacts, train
+from training.model_build import build_model
 from training.precision import _cpu_flags, native_mixed_precision, resolve_mixed_precision
-from training.trainer import RunDirError, _build_model
+from training.run_dir import RunDirError
 
 pytestmark = pytest.mark.keras3_only  # the training world is Keras 3 (DESIGN.md)
 
@@ -205,11 +206,11 @@ def test_sync_bn_is_a_builder_argument():
             for layer in synced.layers
             if type(layer).__name__ == "BatchNorm"
         )
-    assert all(_bn_flags(_build_model("lenet5_modern", 10, None, {}, True)))
+    assert all(_bn_flags(build_model("lenet5_modern", 10, None, {}, True)))
     with pytest.raises(ValueError, match=r"synchronized=True.*'lrn'"):
         create_model("alexnet", input_shape=(64, 64, 3), synchronized=True)
     with pytest.raises(ValueError, match=r"--sync-bn: model 'lenet5' has no BatchNorm"):
-        _build_model("lenet5", 10, None, {}, True)
+        build_model("lenet5", 10, None, {}, True)
 
 
 # --------------------------------------------------------------------------------------------
