@@ -49,6 +49,7 @@ def test_sigkill_mid_epoch_then_same_command_resumes(tmp_path):
     make_idx_dir(tmp_path / "data", n_train=2400, n_test=200)
     command = [sys.executable, "-m", "training", "--data-dir", "data", "--run-dir", "run"]
     command += ["--epochs", "3", "--batch-size", "32", "--verbose", "0", "--early-stopping", "0"]
+    command += ["--mixed-precision", "off"]
     run_dir = tmp_path / "run"
     process = subprocess.Popen(
         command,
@@ -173,6 +174,7 @@ def test_absurd_learning_rate_stops_with_a_clear_message(tmp_path):
     command = [sys.executable, "-m", "training", "--data-dir", "data", "--run-dir", "run"]
     command += ["--model", "lenet5_modern", "--epochs", "3", "--batch-size", "32", "--verbose"]
     command += ["0", "--optimizer", "sgd", "--learning-rate", "1e30", "--schedule", "constant"]
+    command += ["--mixed-precision", "off"]
     proc = subprocess.run(
         command,
         cwd=tmp_path,

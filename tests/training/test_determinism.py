@@ -21,7 +21,7 @@ pytestmark = pytest.mark.keras3_only  # the training world is Keras 3 (DESIGN.md
 # the tf.data pipeline), label smoothing: every seeded source of randomness is exercised.
 OPTIONS = ["--model", "lenet5_modern", "--data-dir", "data", "--epochs", "2"]
 OPTIONS += ["--batch-size", "32", "--augment", "standard", "--verbose", "0", "--no-preview"]
-OPTIONS += ["--no-tensorboard", "--deterministic"]
+OPTIONS += ["--no-tensorboard", "--deterministic", "--mixed-precision", "off"]
 
 
 def _weights(path) -> list[np.ndarray]:

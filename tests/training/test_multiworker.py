@@ -42,6 +42,8 @@ COMMON = [
     "--verbose",
     "0",
     "--no-preview",
+    "--mixed-precision",
+    "off",
 ]
 
 
@@ -109,6 +111,7 @@ def test_multiworker_two_processes_only_chief_writes(tmp_path):
         batch_size=64,
         verbose=0,
         preview=False,
+        mixed_precision="off",
         run_dir=str(tmp_path / "single"),
     )
     # Well above chance (0.1) for both, and within noise of each other (500 test images:

@@ -27,6 +27,7 @@ SMALL = dict(
     train_limit=512,
     test_limit=256,
     batch_size=128,
+    mixed_precision="off",  # pinned: auto depends on the CPU (tests force bfloat16 by name)
     verbose=0,
 )
 
@@ -318,6 +319,7 @@ tf.config.set_logical_device_configuration(
 from training import train
 result = train(model="lenet5_modern", dataset="fashion_mnist", epochs=1, batch_size=64,
                train_limit=256, test_limit=128, strategy="mirrored", sync_bn=True, verbose=0,
+               mixed_precision="off",
                run_dir=sys.argv[1])
 print(json.dumps({"replicas": result.metrics["replicas"],
                   "strategy": result.metrics["strategy"],
