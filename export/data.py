@@ -80,6 +80,7 @@ def load_export_data(
     train_samples: int = 0,
     val_split: float = 0.0,
     val_seed: int = 0,
+    val_digest: str | None = None,
     seed: int = 0,
 ) -> ExportData:
     """Reads `dataset` through `training.data` and prepares model-ready arrays.
@@ -95,6 +96,7 @@ def load_export_data(
             `train_samples` and `val_split > 0`, the run's validation split is carved again
             exactly as `training.data.train_val_split` did it, returned as `x_validation`, and
             the training sample is drawn from the rest only.
+        val_digest: the run record's `validation["sha256"]`; the carved split must match it.
         seed: sampling seed.
 
     Raises:
@@ -115,6 +117,7 @@ def load_export_data(
         pool = np.arange(len(ds.y_train))
         if val_split:
             (pool, _), (val_idx, _) = train_val_split(pool, ds.y_train, val_split, seed=val_seed)
+            _check_validation(val_idx, val_digest, dataset)
             x_validation = to_model_input(ds.x_train[val_idx], input_shape)
             y_validation = np.asarray(ds.y_train[val_idx], dtype=np.int64)
         train_idx = np.sort(rng.choice(pool, min(train_samples, len(pool)), replace=False))
@@ -132,6 +135,17 @@ def load_export_data(
         y_validation=y_validation,
         allows_flips=bool(ds.allows_flips),
     )
+
+
+def _check_validation(val_idx: np.ndarray, digest: str | None, dataset: str) -> None:
+    from training.record import validation_digest
+
+    if digest is not None and validation_digest(val_idx) != digest:
+        raise ValueError(
+            f"the validation split rebuilt from {dataset} does not match the run record's "
+            f"(sha256 {digest[:12]}...): the data set changed or the run trained on a subset "
+            f"(--train-limit); QAT needs the run's own validation images"
+        )
 
 
 def calibration_batches(

@@ -1,9 +1,10 @@
 """What an export starts from: a saved Keras model and what its training run recorded.
 
-`load_source(path)` accepts a run directory written by `python -m training` (`config.json` +
-`model.keras`) or a bare `.keras` file, loads the model in the default (Keras 3) world and
-gathers what the exported files must carry: input shape, normalization, task, class names and
-the data set to calibrate and verify on.
+`load_source(path)` accepts a run directory written by `python -m training` (`run.json` +
+`model.keras`; older directories with only `config.json` are migrated) or a bare `.keras`
+file, loads the model in the default (Keras 3) world and takes what the exported files must
+carry from the run record (`training.record`): input shape, normalization, task, class names
+and the data set to calibrate and verify on.
 
 Example:
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 import os
 import zipfile
 from pathlib import Path
@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+
+from training.record import RunRecord, read_run_record
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -37,7 +39,7 @@ class ModelSource:
         name: export name: the run directory's name or the model file's stem.
         model: the Keras model (inference mode is used throughout).
         model_path: the `.keras` file it was loaded from.
-        config: the run's `config.json` (empty for a bare model file).
+        config: the run's training configuration (empty for a bare model file).
         input_shape: per-example `(H, W, C)`; the model takes raw pixels, float32 in [0, 255].
         task: "classification" (logits out) or "reconstruction" (an image out).
         model_name: the zoo registry name, when known.
@@ -45,6 +47,7 @@ class ModelSource:
         data_dir: the `--data-dir` training used, when known.
         class_names: label names, when known (filled in from the data set otherwise).
         mean, std: the per-channel normalization the model applies inside, on [0, 1] pixels.
+        record: the run's `training.record.RunRecord` (None for a bare model file).
     """
 
     name: str
@@ -59,6 +62,7 @@ class ModelSource:
     class_names: list[str] | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    record: RunRecord | None = None
 
     @property
     def num_outputs(self) -> int:
@@ -73,19 +77,6 @@ def _register_custom_objects() -> None:
         except ModuleNotFoundError as error:  # pragma: no cover - partial checkouts
             if error.name != module:
                 raise
-
-
-def _read_config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / CONFIG_FILE
-    if not path.is_file():
-        return {}
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not a readable JSON run config: {error}") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
-    return config
 
 
 def load_keras_model(path: str | os.PathLike) -> tf.keras.Model:
@@ -114,7 +105,7 @@ def _infer_task(model: tf.keras.Model, input_shape: tuple[int, ...]) -> str:
 
 
 def load_source(path: str | os.PathLike) -> ModelSource:
-    """Loads a run directory (`config.json` + `model.keras`) or a `.keras` file.
+    """Loads a run directory (`run.json` or `config.json`, + `model.keras`) or a `.keras` file.
 
     Raises:
         FileNotFoundError: nothing at `path`, or a run directory without `model.keras`.
@@ -126,7 +117,7 @@ def load_source(path: str | os.PathLike) -> ModelSource:
             f"{path} does not exist; expected a run directory (with {MODEL_FILE}) or a .keras file"
         )
     if path.is_dir():
-        model_path, config, name = path / MODEL_FILE, _read_config(path), path.resolve().name
+        model_path, run_dir, name = path / MODEL_FILE, path, path.resolve().name
         if not model_path.is_file():
             raise FileNotFoundError(
                 f"{path} is not a run directory: it has no {MODEL_FILE} (expected a directory "
@@ -136,7 +127,7 @@ def load_source(path: str | os.PathLike) -> ModelSource:
         if path.suffix != ".keras":
             raise ValueError(f"{path} is not a model: expected a run directory or a .keras file")
         model_path, name = path, path.stem
-        config = _read_config(path.parent) if (path.parent / MODEL_FILE) == path else {}
+        run_dir = path.parent if (path.parent / MODEL_FILE) == path else None
     model = load_keras_model(model_path)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ValueError(
@@ -149,29 +140,37 @@ def load_source(path: str | os.PathLike) -> ModelSource:
             f"{model_path}: export needs a fixed (H, W, C) input, got {model.input_shape}"
         )
 
-    model_name = config.get("model")
-    info = None
-    if model_name:
-        try:
-            from zoo import get_model_info
-
-            info = get_model_info(model_name)
-        except (ImportError, ValueError):
-            info = None
-    task = config.get("task") or (info.task if info else _infer_task(model, input_shape))
-    mean = config.get("mean") or (info.mean if info else None)
-    std = config.get("std") or (info.std if info else None)
+    record = read_run_record(run_dir, input_shape) if run_dir else None  # type: ignore[arg-type]
+    if record is not None:
+        return _from_record(name, model, model_path, record, input_shape)
     return ModelSource(
         name=name,
         model=model,
         model_path=model_path,
-        config=config,
+        config={},
         input_shape=input_shape,  # type: ignore[arg-type]
-        task=task,
-        model_name=model_name,
-        dataset=config.get("dataset"),
-        data_dir=config.get("data_dir"),
-        class_names=config.get("class_names"),
-        mean=tuple(mean) if mean is not None else None,
-        std=tuple(std) if std is not None else None,
+        task=_infer_task(model, input_shape),
+    )
+
+
+def _from_record(name, model, model_path, record: RunRecord, input_shape) -> ModelSource:
+    if tuple(record.input_shape) != tuple(input_shape):
+        raise ValueError(
+            f"{model_path}: the model takes {input_shape} but its run record says "
+            f"{record.input_shape}; the run directory is inconsistent"
+        )
+    return ModelSource(
+        name=name,
+        model=model,
+        model_path=model_path,
+        config=dict(record.config),
+        input_shape=input_shape,
+        task=record.task,
+        model_name=record.model or None,
+        dataset=record.dataset or None,
+        data_dir=record.data_dir,
+        class_names=list(record.class_names) or None,
+        mean=record.mean,
+        std=record.std,
+        record=record,
     )

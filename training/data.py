@@ -577,10 +577,22 @@ def train_val_split(
     Returns:
         `(x_train, y_train), (x_val, y_val)`, each part in the original order.
     """
-    if not 0.0 < float(val_fraction) < 1.0:
-        raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
+    val_idx = validation_indices(y, val_fraction, seed)
+    mask = np.ones(len(y), bool)
+    mask[val_idx] = False
+    return (x[mask], y[mask]), (x[val_idx], y[val_idx])
+
+
+def validation_indices(y: np.ndarray, val_fraction: float = 0.1, seed: int = 0) -> np.ndarray:
+    """The sorted indices `train_val_split` holds out for validation (seeded, stratified).
+
+    Raises:
+        ValueError: `val_fraction` outside (0, 1), or too few examples to hold any out.
+    """
+    if not 0.0 < float(val_fraction) < 1.0:
+        raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
     n_val = max(1, round(len(y) * float(val_fraction)))
     if n_val >= len(y):
         raise ValueError(
@@ -588,7 +600,4 @@ def train_val_split(
             f"smaller val_fraction"
         )
     rng = np.random.default_rng(seed)
-    val_idx = np.sort(_stratified_indices(np.asarray(y), n_val, rng))
-    mask = np.ones(len(y), bool)
-    mask[val_idx] = False
-    return (x[mask], y[mask]), (x[val_idx], y[val_idx])
+    return np.sort(_stratified_indices(np.asarray(y), n_val, rng))

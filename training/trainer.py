@@ -35,7 +35,7 @@ from training import artifacts
 from training.augment import build_augmenter, preview_grid, resolve_augment
 from training.callbacks import RunRecorder, SwapEMAWeights
 from training.config import TrainConfig, check_keys, parse_input_shape, resolve_config
-from training.data import ImageDataset, load_dataset, train_val_split
+from training.data import ImageDataset, load_dataset, train_val_split, validation_indices
 from training.evaluation import (
     evaluate_classifier,
     evaluate_reconstruction,
@@ -47,6 +47,13 @@ from training.multiworker_patch import build_before_multiworker_fit
 from training.optimizer import build_optimizer
 from training.pipeline import make_dataset
 from training.precision import resolve_mixed_precision
+from training.record import (
+    RunRecord,
+    runtime_versions,
+    scalar_metrics,
+    validation_digest,
+    write_run_record,
+)
 from training.run_dir import RunDirError, prepare_run_dir, repair_backup
 from training.strategy import is_chief, make_strategy, strategy_name
 
@@ -453,7 +460,8 @@ def _train(
     metrics = _metrics(c, info, data, plan, recorder, results, status, resumed_from, strategy)
     metrics["wall_time_seconds"] = time.perf_counter() - started
     if chief:
-        _write_outputs(c, data, run_dir, recorder.rows, metrics)
+        record = _run_record(c, cfg, info, data, saved, metrics)
+        _write_outputs(c, data, run_dir, recorder.rows, metrics, record)
     if status == "diverged":
         print(
             f"error: the loss became NaN at epoch {(recorder.diverged_epoch or 0) + 1}; "
@@ -495,7 +503,35 @@ def _metrics(c, info, data, plan: _Plan, recorder, results, status, resumed_from
     return metrics
 
 
-def _write_outputs(c, data: ImageDataset, run_dir: Path, history, metrics: dict) -> None:
+def _run_record(c, cfg, info, data: ImageDataset, saved, metrics: dict) -> RunRecord:
+    """What export, QAT and benchmarks read of this run (`training.record`)."""
+    val_idx = validation_indices(data.y_train, c.val_split, c.seed)
+    return RunRecord(
+        model=c.model,
+        model_options=dict(c.model_options or {}),
+        dataset=c.dataset,
+        data_dir=c.data_dir,
+        class_names=tuple(data.class_names),
+        input_shape=tuple(int(d) for d in saved.input_shape[1:]),
+        pixel_range=(0.0, 255.0),
+        mean=tuple(info.mean),
+        std=tuple(info.std),
+        task=info.task,
+        mixed_precision=c.mixed_precision,
+        validation={
+            "fraction": c.val_split,
+            "seed": c.seed,
+            "size": len(val_idx),
+            "train_limit": c.train_limit,
+            "sha256": validation_digest(val_idx),
+        },
+        metrics=scalar_metrics(metrics),
+        versions=runtime_versions(),
+        config=cfg,
+    )
+
+
+def _write_outputs(c, data: ImageDataset, run_dir: Path, history, metrics, record) -> None:
     artifacts.write_history(run_dir / "history.csv", history)
     if history:
         artifacts.plot_curves(history, run_dir / "curves.png", title=f"{c.model} on {data.name}")
@@ -506,6 +542,7 @@ def _write_outputs(c, data: ImageDataset, run_dir: Path, history, metrics: dict)
             run_dir / "confusion.png",
             title=f"{c.model} on {data.name}: test accuracy {metrics['test_accuracy']:.4f}",
         )
+    write_run_record(run_dir, record)
     # metrics.json last: its presence marks the run as finished.
     artifacts.atomic_write_json(run_dir / "metrics.json", metrics)
 

@@ -175,3 +175,17 @@ def test_cli_exports_and_fails_with_exit_1_on_broken_tolerance(
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["passed"] is False
     assert np.isfinite(report["files"][0]["max_abs_diff"])
+
+
+def test_a_run_record_of_a_newer_schema_exits_2(capsys, tmp_path):
+    from training.record import RECORD_FILE, SCHEMA_VERSION
+    from zoo import create_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    create_model("lenet5").save(run / "model.keras")
+    (run / RECORD_FILE).write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
+    code, err = _run(capsys, run, "--out", tmp_path / "out")
+    assert code == 2
+    _assert_one_line_error(err, RECORD_FILE, f"schema_version {SCHEMA_VERSION + 1}")
+    assert not (tmp_path / "out").exists()

@@ -14,8 +14,9 @@ import pytest
 import tensorflow as tf
 
 from training import train
-from training.data import load_dataset
+from training.data import load_dataset, validation_indices
 from training.pipeline import make_dataset
+from training.record import read_run_record, validation_digest
 from training.trainer import RunDirError
 
 pytestmark = pytest.mark.keras3_only  # the training world is Keras 3 (DESIGN.md)
@@ -113,6 +114,21 @@ def test_one_epoch_run_writes_every_artifact(tmp_path):
     assert -log_probs[np.arange(256), data.y_test].mean() == metrics["test_loss"]
     cm = np.asarray(metrics["confusion_matrix"])
     assert cm.sum() == 256 and np.trace(cm) == round(metrics["test_accuracy"] * 256)
+
+    # run.json: the record export reads, describing the same model and split.
+    record = read_run_record(run_dir)
+    assert record.model == "lenet5" and record.task == "classification"
+    assert record.input_shape == (28, 28, 1) and record.class_names == tuple(data.class_names)
+    assert record.mixed_precision == "bfloat16" and record.config == config
+    assert record.metrics["test_accuracy"] == metrics["test_accuracy"]
+    assert record.metrics["best_val_accuracy"] == metrics["best_val_accuracy"]
+    val_idx = validation_indices(data.y_train, config["val_split"], config["seed"])
+    assert record.validation["sha256"] == validation_digest(val_idx)
+    assert record.validation["size"] == metrics["val_size"] == len(val_idx)
+    from export.source import load_source
+
+    source = load_source(run_dir)
+    assert source.record == record and source.class_names == list(data.class_names)
 
     # Same command again: finished, nothing retrained or overwritten.
     mtime = (run_dir / "model.keras").stat().st_mtime_ns
