@@ -87,7 +87,10 @@ def _conv_transpose_case(kernel_size: int, batch: int) -> tuple[Callable, Callab
 
     ours = _loss_and_grads(layer, [layer.kernel])
     oracle = _loss_and_grads(oracle_forward, [kernel])
-    shape = f"{batch}x{height}x{height}x{in_channels} k{kernel_size} s{stride} -> {out_shape[1]}x{out_shape[2]}x{filters}"
+    shape = (
+        f"{batch}x{height}x{height}x{in_channels} k{kernel_size} s{stride} -> "
+        f"{out_shape[1]}x{out_shape[2]}x{filters}"
+    )
     return ours, oracle, (x, upstream), shape
 
 

@@ -52,8 +52,9 @@ The gradient uses the adjoint identity instead of differentiating the decomposit
 respect to the input it is the strided convolution of the output gradient with `kernel` (whose
 layout `(*kernel_size, filters, in_channels)` is a convolution kernel's), with respect to the
 kernel that convolution's kernel gradient against the input. (TensorFlow's CPU kernel gradient
-has no dilation, so with dilation > 1 the decomposition is differentiated.) Every op of the forward pass (PAD, CONV_2D / CONV_3D, GATHER, TRANSPOSE, PACK,
-RESHAPE, STRIDED_SLICE) is a TFLite built-in and exports to ONNX.
+has no dilation, so with dilation > 1 the decomposition is differentiated.) Every op of the
+forward pass (PAD, CONV_2D / CONV_3D, GATHER, TRANSPOSE, PACK, RESHAPE, STRIDED_SLICE) is a
+TFLite built-in and exports to ONNX.
 
 Dilation follows the framework convention: `dilation=1` is a plain kernel, `dilation=2` leaves
 one pixel between taps (the lecture's "dilation rate 1").

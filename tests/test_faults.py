@@ -91,7 +91,7 @@ def test_sigkill_mid_epoch_then_same_command_resumes(tmp_path):
     # Nothing under a final name is corrupt: every artifact parses, the model and the
     # backup checkpoint load.
     json.loads((run_dir / "config.json").read_text())
-    import zoo  # noqa: F401  (registers the custom layers for loading)
+    import layers  # noqa: F401  (registers the custom layers for loading)
 
     model = tf.keras.models.load_model(run_dir / "model.keras", compile=False)
     x = np.zeros((2, 28, 28, 1), np.float32)

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import layers  # noqa: F401  (first: imports TensorFlow without its native start-up logs)
 from training.data import ImageDataset, load_dataset, read_idx, train_val_split
 
 __all__ = ["ImageDataset", "TrainResult", "load_dataset", "read_idx", "train", "train_val_split"]
@@ -20,6 +19,7 @@ __all__ = ["ImageDataset", "TrainResult", "load_dataset", "read_idx", "train", "
 def __getattr__(name: str):
     # The fit loop pulls in the zoo and matplotlib: import it only when asked for.
     if name in ("train", "TrainResult"):
+        import layers  # noqa: F401  (first: imports TensorFlow without its native start-up logs)
         from training import trainer
 
         return getattr(trainer, name)

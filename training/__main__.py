@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"--resume {resume} continues the stored configuration; drop "
                     f"{['--' + k.replace('_', '-') for k in semantic] or ['--config']}"
                 )
+        import layers  # noqa: F401  (first: imports TensorFlow without its native start-up logs)
         from training.trainer import train
 
         result = train(

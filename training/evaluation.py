@@ -53,7 +53,7 @@ def load_saved_model(path: str | Path) -> tf.keras.Model:
     Returns:
         The uncompiled model.
     """
-    import zoo  # noqa: F401  (registers the custom layers for deserialization)
+    import layers  # noqa: F401  (registers the custom layers for loading)
 
     with float32_policy():
         return tf.keras.models.load_model(path, compile=False)

@@ -13,7 +13,8 @@ Schema (version 1):
 | `model`, `model_options` | the zoo registry name and the builder keywords given |
 | `dataset`, `data_dir`, `class_names` | the data set spec, where it was read, label names |
 | `input_shape` | `(H, W, C)` of `model.keras` |
-| `pixel_range`, `mean`, `std` | input pixels (raw, `[0, 255]`) and the normalization the model applies inside, `(x / 255 - mean) / std` per channel |
+| `pixel_range`, `mean`, `std` | raw input pixels (`[0, 255]`) and the model's own |
+| | normalization, `(x / 255 - mean) / std` per channel |
 | `task` | `classification` (logits out) or `reconstruction` (an image out) |
 | `mixed_precision` | the precision it trained in (`model.keras` is float32 regardless) |
 | `validation` | `{"fraction", "seed", "size", "sha256"}`: the held-out split, its digest |

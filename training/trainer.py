@@ -122,34 +122,9 @@ def train(
         ValueError: bad options, unknown model or data set, a conflicting run directory.
         FileNotFoundError: missing data.
     """
-    verbose_override = options.pop("verbose", None)
-    if resume is not None:
-        stored_path = Path(resume) / "config.json"
-        if not stored_path.is_file():
-            raise RunDirError(f"--resume {resume}: no config.json there; not a run directory")
-        try:
-            stored = json.loads(stored_path.read_text())
-        except ValueError as e:
-            raise RunDirError(f"--resume {resume}: config.json is unreadable ({e})") from e
-        check_keys(stored, str(stored_path))
-        c = TrainConfig(**stored)
-        c.run_dir = str(resume)
-    else:
-        c = _make_config(config, options)
-    if verbose_override is not None:
-        c.verbose = verbose_override
-    c = resolve_config(c)
+    c = _resolved_config(config, resume, options)
     run_dir = Path(c.run_dir)
-
-    from zoo import get_model_info
-
-    info = get_model_info(c.model)  # unknown model: ValueError before anything is written
-    if c.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        # Keras's TensorBoard callback writes its summaries with the tensorboard package.
-        raise ValueError(
-            "--tensorboard needs the tensorboard package: pip install 'tensorboard==2.21.*', "
-            "or pass --no-tensorboard"
-        )
+    info = _model_info_and_checks(c)  # unknown model: ValueError before anything is written
 
     tf.keras.utils.set_random_seed(c.seed)
     if c.deterministic:
@@ -168,19 +143,7 @@ def train(
         # guide assumes) and keep writing their own copy in their temporary directory.
         shutil.copytree(run_dir / "checkpoints", write_dir / "checkpoints")
     if state == "finished":
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        _say(
-            f"{run_dir} already holds a finished run ({_headline(metrics)}); nothing to do. "
-            f"Use --overwrite to train again or another --run-dir.",
-            c.verbose,
-        )
-        return TrainResult(
-            str(run_dir),
-            metrics,
-            artifacts.read_history(run_dir / "history.csv"),
-            "already_finished",
-            cfg,
-        )
+        return _already_finished(run_dir, cfg, c.verbose)
     started = time.perf_counter()
     # Data errors (missing/corrupt files) surface before anything is written.
     data: ImageDataset = load_dataset(c.dataset, c.data_dir)
@@ -198,6 +161,51 @@ def train(
         tf.keras.mixed_precision.set_global_policy(previous_policy)
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def _resolved_config(config, resume: str | None, options: dict[str, Any]) -> TrainConfig:
+    """The run's configuration: `resume`'s stored one, else `config` updated by `options`."""
+    verbose_override = options.pop("verbose", None)
+    if resume is not None:
+        stored_path = Path(resume) / "config.json"
+        if not stored_path.is_file():
+            raise RunDirError(f"--resume {resume}: no config.json there; not a run directory")
+        try:
+            stored = json.loads(stored_path.read_text())
+        except ValueError as e:
+            raise RunDirError(f"--resume {resume}: config.json is unreadable ({e})") from e
+        check_keys(stored, str(stored_path))
+        c = TrainConfig(**stored)
+        c.run_dir = str(resume)
+    else:
+        c = _make_config(config, options)
+    if verbose_override is not None:
+        c.verbose = verbose_override
+    return resolve_config(c)
+
+
+def _model_info_and_checks(c: TrainConfig):
+    from zoo import get_model_info
+
+    info = get_model_info(c.model)
+    if c.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        # Keras's TensorBoard callback writes its summaries with the tensorboard package.
+        raise ValueError(
+            "--tensorboard needs the tensorboard package: pip install 'tensorboard==2.21.*', "
+            "or pass --no-tensorboard"
+        )
+    return info
+
+
+def _already_finished(run_dir: Path, cfg: dict[str, Any], verbose: int) -> TrainResult:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    _say(
+        f"{run_dir} already holds a finished run ({_headline(metrics)}); nothing to do. "
+        f"Use --overwrite to train again or another --run-dir.",
+        verbose,
+    )
+    history = artifacts.read_history(run_dir / "history.csv")
+    return TrainResult(str(run_dir), metrics, history, "already_finished", cfg)
 
 
 def _headline(metrics: dict) -> str:
@@ -569,7 +577,8 @@ def summary(metrics: dict, run_dir: Path | str) -> str:
     ]
     if "test_accuracy" in metrics:
         lines.append(
-            f"  test accuracy  {metrics['test_accuracy']:.4f}   test loss {metrics['test_loss']:.4f}"
+            f"  test accuracy  {metrics['test_accuracy']:.4f}   "
+            f"test loss {metrics['test_loss']:.4f}"
             f"   (best validation epoch {metrics['best_epoch']})"
         )
         per_class = metrics["per_class_accuracy"]

@@ -9,10 +9,7 @@ first layer, and is built by name:
 >>> model = create_model("lenet5", num_classes=10)
 """
 
-import layers  # noqa: F401  (first: imports TensorFlow without its native start-up logs)
-from zoo import alexnet, autoencoder, lenet  # noqa: F401  (importing registers the models)
-from zoo.registry import ModelInfo, create_model, get_model_info, list_models, register_model
-from zoo.summary import layer_stats, plot_model, summary
+import importlib
 
 __all__ = [
     "ModelInfo",
@@ -24,3 +21,31 @@ __all__ = [
     "register_model",
     "summary",
 ]
+
+# Where each public name lives. The package imports them (and TensorFlow) on first use, so
+# `python -m zoo --help` and the shared `zoo.cli` parser answer without loading TensorFlow.
+_HOMES = {
+    "ModelInfo": "zoo.registry",
+    "create_model": "zoo.registry",
+    "get_model_info": "zoo.registry",
+    "list_models": "zoo.registry",
+    "register_model": "zoo.registry",
+    "layer_stats": "zoo.summary",
+    "plot_model": "zoo.summary",
+    "summary": "zoo.summary",
+}
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+    importlib.import_module("layers")  # first: imports TensorFlow without its native logs
+    for builders in ("zoo.alexnet", "zoo.autoencoder", "zoo.lenet"):
+        importlib.import_module(builders)  # importing registers the models
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

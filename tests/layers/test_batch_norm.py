@@ -289,7 +289,7 @@ SYNC_SCRIPT = textwrap.dedent(
 
     def halves(array):
         return strategy.experimental_distribute_values_from_function(
-            lambda ctx: array[4 * ctx.replica_id_in_sync_group : 4 * (ctx.replica_id_in_sync_group + 1)]
+            lambda ctx: array[4 * ctx.replica_id_in_sync_group :][:4]
         )
 
     @tf.function
@@ -300,14 +300,15 @@ SYNC_SCRIPT = textwrap.dedent(
         y_sync, g_sync = step(synced, halves(x), halves(upstream))
         step(unsynced, halves(x), halves(upstream))
     gather = lambda v: np.concatenate([t.numpy() for t in strategy.experimental_local_results(v)])
+    error = lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max())
     print(json.dumps({
         "replicas": strategy.num_replicas_in_sync,
-        "output_error": float(np.abs(gather(y_sync) - y_single.numpy()).max()),
-        "gradient_error": float(np.abs(gather(g_sync) - g_single.numpy()).max()),
-        "mean_error": float(np.abs(synced.moving_mean.numpy() - single.moving_mean.numpy()).max()),
-        "variance_error": float(np.abs(synced.moving_variance.numpy() - single.moving_variance.numpy()).max()),
-        "unsynced_mean_error": float(np.abs(unsynced.moving_mean.numpy() - single.moving_mean.numpy()).max()),
-        "unsynced_variance_error": float(np.abs(unsynced.moving_variance.numpy() - single.moving_variance.numpy()).max()),
+        "output_error": error(gather(y_sync), y_single),
+        "gradient_error": error(gather(g_sync), g_single),
+        "mean_error": error(synced.moving_mean, single.moving_mean),
+        "variance_error": error(synced.moving_variance, single.moving_variance),
+        "unsynced_mean_error": error(unsynced.moving_mean, single.moving_mean),
+        "unsynced_variance_error": error(unsynced.moving_variance, single.moving_variance),
     }))
     """
 )

@@ -25,7 +25,7 @@ OPTIONS += ["--no-tensorboard", "--deterministic", "--mixed-precision", "off"]
 
 
 def _weights(path) -> list[np.ndarray]:
-    import zoo  # noqa: F401  (registers the custom layers for loading)
+    import layers  # noqa: F401  (registers the custom layers for loading)
 
     return tf.keras.models.load_model(path, compile=False).get_weights()
 

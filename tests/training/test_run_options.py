@@ -133,7 +133,7 @@ def test_ema_weights_are_validated_saved_and_swapped_back(tmp_path):
     # ...and training continues from the raw weights.
     assert _gap(spy.at_epoch_begin[1], spy.after_steps[0]) < 1e-5  # swapped by add/subtract
 
-    import zoo  # noqa: F401  (registers the custom layers)
+    import layers  # noqa: F401  (registers the custom layers for loading)
 
     saved = tf.keras.models.load_model(tmp_path / "ema" / "model.keras", compile=False)
     best = result.metrics["best_epoch"] - 1

@@ -99,7 +99,7 @@ def test_one_epoch_run_writes_every_artifact(tmp_path):
 
     # model.keras is the model that was evaluated: its test accuracy and loss, evaluated
     # here on the same batches, are exactly the reported ones.
-    import zoo  # noqa: F401  (registers the custom layers for loading)
+    import layers  # noqa: F401  (registers the custom layers for loading)
 
     assert metrics["mixed_precision"] == "bfloat16"
     model = tf.keras.models.load_model(run_dir / "model.keras", compile=False)
@@ -186,10 +186,9 @@ def test_nan_loss_stops_and_keeps_the_best_model(tmp_path, capsys):
 def test_mixed_precision_trains_and_saves_a_float32_model(tmp_path):
     run_dir = tmp_path / "run"
     result = train(
-        **dict(SMALL, model="lenet5_modern"),
+        **dict(SMALL, model="lenet5_modern", mixed_precision="bfloat16"),
         epochs=1,
         run_dir=str(run_dir),
-        mixed_precision="bfloat16",
         label_smoothing=0.1,
         optimizer="sgd",
         schedule="step",
@@ -197,7 +196,7 @@ def test_mixed_precision_trains_and_saves_a_float32_model(tmp_path):
     )
     assert result.status == "completed" and result.metrics["mixed_precision"] == "bfloat16"
     assert tf.keras.mixed_precision.global_policy().name == "float32"  # restored
-    import zoo  # noqa: F401
+    import layers  # noqa: F401  (registers the custom layers for loading)
 
     model = tf.keras.models.load_model(run_dir / "model.keras", compile=False)
     assert all(layer.compute_dtype == "float32" for layer in model.layers)
@@ -213,7 +212,6 @@ def test_reparam_run_saves_the_folded_plain_model(tmp_path):
         epochs=2,
         run_dir=str(run_dir),
         reparam=True,
-        mixed_precision="off",
         early_stopping=0,
     )
     config = json.loads((run_dir / "config.json").read_text())
