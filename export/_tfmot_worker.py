@@ -7,16 +7,17 @@ writes `model.tflite` (qat) or `weights_out.npz` (prune), and `summary.json`.
 
 QAT graph: the zoo model is rebuilt with `zoo.create_model`, its weights set, then copied layer
 by layer into a chain where every `BatchNorm` that follows a convolution or dense layer is
-folded into it (`w' = w * g / sqrt(v + eps)`, `b' = (b - m) * g / sqrt(v + eps) + beta`), so
-the int8 graph has no separate multiply/add between integer convolutions, and a ReLU after
-such a layer becomes its activation (quantized once, after the ReLU, as TFLite fuses them).
+folded into it (`w' = w * g / sqrt(v + eps)`, `b' = (b - m) * g / sqrt(v + eps) + beta`, by
+`layers.fusion.fold_following`), so the int8 graph has no separate multiply/add between integer
+convolutions, and a ReLU after such a layer becomes its activation (quantized once, after the
+ReLU, as TFLite fuses them).
 Our convolutions get QuantizeConfigs (8-bit symmetric kernels per output channel, as TFLite's
 int8 convolutions; 8-bit asymmetric outputs); Keras built-ins use tfmot's default 8-bit
 scheme. `init_quantizer_ranges` starts every range (input, activations, kernels) where
 post-training quantization would, so the QAT model before any step already simulates the
 int8 file.
 
-QAT recipe (`fine_tune`), measured on LeNet-5 modern / Fashion-MNIST (see `run_tfmot`):
+QAT recipe (`fine_tune`; why: docs/MEASUREMENTS.md, "QAT fine-tuning recipe"):
 Adam from `learning_rate` cosine-decayed to 0 over all epochs on the fine-tuning images
 (reshuffled, seeded, with `spec["augment"]`: horizontal flips, plus random erasing for runs
 trained with it), on targets distilled from the float model (`spec["distill"]` of its
@@ -42,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+from layers.fusion import fold_following, producers
 
 
 def _tfmot():
@@ -132,41 +135,11 @@ def _quantize_configs():
     return KernelQuantizeConfig, OutputQuantizeConfig, NoOpQuantizeConfig
 
 
-def _bn_fold(bn, kernel, bias, out_axis):
-    """Folds an inference-mode BatchNorm into the preceding kernel/bias."""
-    weights = {w.name.split("/")[-1].split(":")[0]: w.numpy() for w in bn.weights}
-    mean, var = weights["moving_mean"], weights["moving_variance"]
-    gamma = weights.get("gamma", np.ones_like(mean))
-    beta = weights.get("beta", np.zeros_like(mean))
-    scale = gamma / np.sqrt(var + bn.epsilon)
-    shape = [1] * kernel.ndim
-    shape[out_axis] = -1
-    kernel = kernel * scale.reshape(shape)
-    bias = (bias - mean) * scale + beta
-    return kernel.astype(np.float32), bias.astype(np.float32)
-
-
-def _is_plain_relu(layer) -> bool:
-    """An `Activation("relu")` or a default `ReLU()` layer."""
-    if isinstance(layer, tf.keras.layers.Activation):
-        return layer.get_config().get("activation") == "relu"
-    if isinstance(layer, tf.keras.layers.ReLU):
-        config = layer.get_config()
-        return (
-            config.get("max_value") is None
-            and not config.get("negative_slope")
-            and not config.get("threshold")
-        )
-    return False
-
-
 def _chain(model):
     """The model's layers in order, checking that each feeds only the next (a chain)."""
     chain = [layer for layer in model.layers if not isinstance(layer, tf.keras.layers.InputLayer)]
     for previous, layer in itertools.pairwise(chain):
-        inbound = layer._inbound_nodes[0].inbound_layers
-        inbound = inbound if isinstance(inbound, list) else [inbound]
-        if inbound != [previous]:
+        if producers(model, layer) != [previous]:
             raise ValueError(
                 f"QAT supports chain models only; {layer.name} is not fed by {previous.name}"
             )
@@ -196,34 +169,22 @@ def build_qat_model(model):
     pending_weights = []
     while index < len(chain):
         layer = chain[index]
-        follower = chain[index + 1] if index + 1 < len(chain) else None
         index += 1
         if isinstance(layer, tf.keras.layers.GaussianNoise | tf.keras.layers.Dropout):
             continue  # identities at inference
         config = layer.get_config()
         weights = layer.get_weights()
         if isinstance(layer, (*kernel_classes, dense)):
-            kernel = layer.kernel.numpy()
-            out_axis = -2 if "Transpose" in type(layer).__name__ else -1
-            filters = kernel.shape[out_axis]
-            bias = (
-                layer.bias.numpy()
-                if getattr(layer, "bias", None) is not None
-                else np.zeros(filters, np.float32)
-            )
-            if isinstance(follower, batch_norm_cls):
-                kernel, bias = _bn_fold(follower, kernel, bias, out_axis)
-                index += 1
-            follower = chain[index] if index < len(chain) else None
-            if config.get("activation") in (None, "linear") and _is_plain_relu(follower):
+            fused = fold_following(model, layer)
+            index += len(fused.absorbed)
+            if fused.relu is not None:
                 # The ReLU becomes the layer's activation, so the output is quantized once,
                 # after it, as TFLite runs the pair (one op, fused ReLU). Left apart, tfmot's
                 # Dense+ReLU transform gives the Dense a NoOpQuantizeConfig, and its kernel
                 # would not be fake-quantized at all.
                 config["activation"] = "relu"
-                index += 1
             config["use_bias"] = True
-            weights = [kernel, bias]
+            weights = [fused.kernel, fused.bias]
         new = type(layer).from_config(config)
         if isinstance(new, builtin_ok):
             annotated = qk.quantize_annotate_layer(new)

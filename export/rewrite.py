@@ -1,11 +1,9 @@
 """Deployment graph rewrite: few-input-channel convolutions as space-to-depth convolutions.
 
-XNNPACK's int8 convolution on this x86 CPU (AMX) costs about the same per *output pixel and
-kernel tap* for any input channel count up to 64 (measured, 1 thread: a 3x3 conv 14x14xC -> 16
-takes ~7.5 us for C = 1, 16 or 64 and ~15.5 us for C = 65; float32 grows with C): consistent
-with each tap's channels being padded to 64, the 64-byte row of an AMX int8 tile. A 5x5
-'same' conv 28x28x1 -> 28x28x6 takes ~70 us in int8 against ~9 us in float32, and LeNet-5's C1
-(one input channel, 784 output pixels, 25 taps) then costs ~85 % of the int8 file's time.
+XNNPACK's int8 convolution on x86 CPUs with AMX costs about the same per *output pixel and
+kernel tap* for any input channel count up to 64, so a convolution with few input channels
+(LeNet-5's C1) dominates an int8 file's time (docs/MEASUREMENTS.md, "Space-to-depth deployment
+rewrite (XNNPACK int8)").
 
 The same convolution computed on a space-to-depth view of its padded
 input has `block**2` times fewer output pixels and `block**2` times more channels:
@@ -25,7 +23,8 @@ product `W[a] * xp[i + a]` of the original appears exactly once, so the result i
 because each phase's kernel holds all of W's taps, and int32 accumulation is exact, so the
 integer outputs equal the original's given the same calibration ranges). A following BatchNorm
 (inference statistics) is folded into the kernel and bias, as the TFLite converter does, and a
-following ReLU is applied before depth_to_space, where the converter fuses it into CONV_2D.
+following ReLU is applied before depth_to_space, where the converter fuses it into CONV_2D
+(`layers.fusion.fold_following`).
 
 PAD, SPACE_TO_DEPTH, CONV_2D and DEPTH_TO_SPACE are TFLite built-ins with int8 kernels, so the
 rewritten file stays integer-only. This is a rewrite for deployment only: the zoo's models keep
@@ -46,8 +45,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from layers.batch_norm import BatchNorm
 from layers.convolution import Conv2D
+from layers.fusion import fold_following, is_linear
 from layers.padding import same_padding
 
 
@@ -165,7 +164,7 @@ def _is_plain_conv(layer: tf.keras.layers.Layer, max_in_channels: int) -> bool:
         and tuple(layer.strides) == (1, 1)
         and layer.input.shape[-1] <= max_in_channels
         and None not in layer.input.shape[1:3]
-        and getattr(layer.activation, "__name__", "linear") == "linear"
+        and is_linear(layer)
     )
 
 
@@ -180,52 +179,6 @@ def _conv_pads(layer: tf.keras.layers.Layer) -> tuple[tuple[int, int], tuple[int
     return tuple(tuple(int(p) for p in pair) for pair in padding)
 
 
-def _bn_scale_shift(layer: tf.keras.layers.Layer) -> tuple[np.ndarray, np.ndarray] | None:
-    """Inference-mode `(scale, shift)` of a channels-last batch norm, else None."""
-    if isinstance(layer, BatchNorm):
-        axis = layer.axis if isinstance(layer.axis, int) else tuple(layer.axis)
-    elif type(layer) is tf.keras.layers.BatchNormalization:
-        axis = layer.axis
-    else:
-        return None
-    if axis not in (-1, 3, (-1,), (3,), [3], [-1]):
-        return None
-    variance = np.asarray(layer.moving_variance, np.float64)
-    inv = 1.0 / np.sqrt(variance + layer.epsilon)
-    if layer.gamma is not None:
-        inv = inv * np.asarray(layer.gamma, np.float64)
-    shift = -np.asarray(layer.moving_mean, np.float64) * inv
-    if layer.beta is not None:
-        shift = shift + np.asarray(layer.beta, np.float64)
-    return inv, shift
-
-
-def _is_relu(layer: tf.keras.layers.Layer) -> bool:
-    if type(layer) is tf.keras.layers.ReLU:
-        return (
-            layer.max_value is None
-            and not float(layer.negative_slope)
-            and not float(layer.threshold)
-        )
-    return (
-        type(layer) is tf.keras.layers.Activation
-        and getattr(layer.activation, "__name__", "") == "relu"
-    )
-
-
-def _single_consumer(model: tf.keras.Model, layer: tf.keras.layers.Layer):
-    """The only layer reading `layer`'s output inside `model`, or None."""
-    consumers = [
-        other
-        for other in model.layers
-        if any(node_input is layer.output for node_input in tf.nest.flatten(other.input))
-    ]
-    outputs = tf.nest.flatten(model.outputs)
-    if len(consumers) != 1 or any(out is layer.output for out in outputs):
-        return None
-    return consumers[0]
-
-
 def rewrite_for_deployment(
     model: tf.keras.Model, block: int | None = None, max_in_channels: int = 8
 ) -> tf.keras.Model:
@@ -236,8 +189,8 @@ def rewrite_for_deployment(
     Args:
         model: a functional Keras model.
         block: space-to-depth block size; None picks 4 for one input channel and 2 otherwise
-            (measured on LeNet-5 int8 under XNNPACK: C1 at block 4 / C3 at block 2 is the
-            fastest; block 4 on C3 grows its kernel 16x for no gain).
+            (the fastest on LeNet-5 int8: docs/MEASUREMENTS.md, "Space-to-depth deployment
+            rewrite (XNNPACK int8)").
         max_in_channels: convolutions with more input channels are left alone.
 
     Returns:
@@ -252,31 +205,16 @@ def rewrite_for_deployment(
     for layer in model.layers:
         if not _is_plain_conv(layer, max_in_channels):
             continue
-        kernel = np.asarray(layer.kernel, np.float64)
-        bias = (
-            np.asarray(layer.bias, np.float64)
-            if layer.use_bias
-            else np.zeros(kernel.shape[-1], np.float64)
-        )
-        chain, relu = [], False
-        nxt = _single_consumer(model, layer)
-        folded = _bn_scale_shift(nxt) if nxt is not None else None
-        if folded is not None:
-            kernel, bias = kernel * folded[0], bias * folded[0] + folded[1]
-            chain.append(nxt.name)
-            nxt = _single_consumer(model, nxt)
-        if nxt is not None and _is_relu(nxt):
-            relu = True
-            chain.append(nxt.name)
+        fused = fold_following(model, layer)
         replaced[layer.name] = SpaceToDepthConv2D(
-            kernel.astype(np.float32),
-            bias.astype(np.float32),
+            fused.kernel,
+            fused.bias,
             _conv_pads(layer),
             block=block or (4 if layer.input.shape[-1] == 1 else 2),
-            relu=relu,
+            relu=fused.relu is not None,
             name=f"{layer.name}_s2d",
         )
-        removed.update(chain)
+        removed.update(absorbed.name for absorbed in fused.absorbed)
     if not replaced:
         return model
 

@@ -146,9 +146,8 @@ def run_tfmot(
     """Runs QAT or pruning on `source`'s weights in a tf_keras subprocess.
 
     Classifiers are fine-tuned with the loss they were trained with: `label_smoothing` (None:
-    the run's `config.json` value, else 0). Fine-tuning a label-smoothed model on hard labels
-    moves its logits away from the Keras model's (measured on LeNet-5 modern: +0.32 pp accuracy
-    drop and 98.1 % top-1 agreement after one QAT epoch).
+    the run's `config.json` value, else 0); fine-tuning a label-smoothed model on hard labels
+    moves its logits away from the Keras model's.
 
     QAT fine-tunes on `qat_split`'s fine-tuning part with `qat_augment`'s augmentation, Adam
     from `learning_rate` (None: `DEFAULT_QAT_LEARNING_RATE`; pruning: 1e-4) cosine-decayed to
@@ -156,17 +155,25 @@ def run_tfmot(
     None: `DEFAULT_QAT_DISTILL`) with the run's smoothed labels, and keeps the epoch with the
     best validation accuracy (lowest MSE for reconstruction) among those a paired sign test
     finds better than epoch 0 (the folded model with PTQ-like ranges, before any step), else
-    epoch 0. Pruning fine-tunes on all of `data.x_train` at a constant rate.
+    epoch 0. Pruning fine-tunes on all of `data.x_train` at a constant rate. Why this recipe:
+    docs/MEASUREMENTS.md, "QAT fine-tuning recipe".
 
-    Measured on LeNet-5 modern / Fashion-MNIST (float 92.10 %, full test split, 3 epochs over
-    the 54,000 training images, ~50 s on 2 shared cores): this recipe gave accuracy drops of
-    -0.04 to +0.08 pp over 4 seeds and 2 CLI repeats (4 of 6 <= 0; CPU runs are not bitwise
-    repeatable), at 99.7-99.8 % top-1 agreement with the float model (PTQ's level). The
-    calibrated start alone gives 92.11 %. Fine-tuning on the labels alone gave -0.08 to
-    +0.10 pp; a learning rate of 1e-4 or 3e-4, 5 epochs, random erasing, distillation from
-    flip-averaged (test-time augmented) probabilities or a half label / half teacher mix were
-    no better (-0.13 to +0.14 pp). The spread is the ~30 near-tie test images int8 flips
-    either way; no recipe tried gains accuracy over the float model reliably.
+    Args:
+        source: the trained model and its run's configuration (the zoo name is required).
+        data: the images: `x_train`/`y_train` to fine-tune on, `x_calibration` for the
+            quantizer ranges and the converter, the run's validation split if it has one.
+        mode: "qat" (an int8 `.tflite`) or "prune" (sparse weights).
+        epochs: fine-tuning epochs.
+        io: the QAT file's input/output type: "float32", "int8" or "uint8".
+        sparsity: pruning's final fraction of zero kernel weights.
+        weights: the weights to start from (None: `source.model.get_weights()`).
+        batch_size: fine-tuning batch size.
+        learning_rate, label_smoothing, distill: as above (None: the defaults named there).
+        seed: seed of the shuffling, augmentation and initialization in the worker.
+        timeout: seconds before the worker is stopped (`subprocess.TimeoutExpired`).
+
+    Returns:
+        A `TfmotResult`: `tflite` (qat) or `weights` (prune), and the worker's `summary`.
 
     Raises:
         ValueError: bad mode, no zoo model name, or no training images.

@@ -21,20 +21,15 @@ padding that equals TensorFlow's "same" padding is folded into the convolution (
 CONV_2D with SAME padding, no PAD op). `groups > 1` runs one convolution per group and
 concatenates them: TensorFlow's native grouped convolution has no CPU gradient without
 oneDNN and no CPU Conv3D at all, while the split form runs everywhere, converts to TFLite
-built-ins (SPLIT, CONV_2D, CONCATENATION) and ONNX, and measured the same speed on CPU
-(AlexNet conv2 shape, groups=2, batch 16, fwd+bwd: 28.8 ms split vs 28.9 ms native).
+built-ins (SPLIT, CONV_2D, CONCATENATION) and ONNX, at the native form's speed on CPU
+(docs/MEASUREMENTS.md, "Grouped convolution: split per group").
 Dilation goes through `tf.nn.convolution` (space-to-batch, which the TFLite converter folds
 back into a dilated CONV_2D), except in 3D, where TFLite has no 5D SpaceToBatchND and TF's CPU
 Conv3D kernel no dilation: there the kernel is zero-inserted to its dilated extent first.
 
-Few input channels (LeNet-5's C1: 1 channel, 5x5, 6 filters) take the direct path too. Measured
-on this project's CPU (oneDNN, bfloat16 and float32, batch 128, 28x28x1 -> 28x28x6): the
-space-to-depth form (pad, `space_to_depth(2)`, a 3x3 convolution over 4 channels with phase
-kernels, `depth_to_space`) is exact, and its own convolution is faster, but the data movement
-around it makes the LeNet-5 training step use 6 % more CPU time (with TF's explicit padding
-instead of the pad op, its bfloat16 filter gradient is 3-8x slower still). Computing the
-filter gradient as a convolution with batch and channels swapped was 1.3-2x slower than
-`Conv2DBackpropFilter`, and im2col (`extract_patches` + matmul) 10-50x. The input gradient of a
+Few input channels (LeNet-5's C1: 1 channel, 5x5, 6 filters) take the direct path too: a
+space-to-depth form, a filter gradient computed as a convolution, and im2col all trained slower
+(docs/MEASUREMENTS.md, "Few-input-channel convolutions in training"). The input gradient of a
 model's first convolution is not computed at all: Keras differentiates with respect to the
 weights only, and the unused `Conv2DBackpropInput` is pruned from the graph.
 """

@@ -9,6 +9,7 @@ import tensorflow as tf
 from layers._conv_utils import add_bias_and_activate
 from layers.batch_norm import BatchNorm
 from layers.convolution import Conv2D
+from layers.fusion import scale_shift
 
 
 @tf.keras.utils.register_keras_serializable(package="convzoo")
@@ -33,8 +34,8 @@ class RepConv2D(Conv2D):
     cost nothing after `fused_kernel_and_bias()`: a model built with this layer trains
     like a wider one and deploys as the plain convolution (+ bias, or a BatchNorm holding it,
     see `zoo.reparam.fuse_into`). The fused kernels can quantize worse than directly trained
-    ones (Chu et al., 2022, "QARepVGG"): measured on LeNet-5, int8 files agreed with Keras
-    less often (99.3-99.6 % against 99.75 %), so check an int8 export before adopting it.
+    ones (Chu et al., 2022, "QARepVGG"; on LeNet-5: docs/MEASUREMENTS.md, "Re-parameterized
+    training (`--reparam`)"), so check an int8 export before adopting it.
 
     Training (`training=True` with the layer trainable) computes the branches as one
     convolution with the padded kernels stacked along the filters (`B * F` outputs), one
@@ -158,10 +159,13 @@ class RepConv2D(Conv2D):
         def per_branch(value):
             return tf.reshape(tf.cast(value, tf.float32), (branches, filters))
 
-        gamma = per_branch(bn.gamma) if bn.gamma is not None else tf.ones((branches, filters))
-        beta = per_branch(bn.beta) if bn.beta is not None else tf.zeros((branches, filters))
-        scale = gamma * tf.math.rsqrt(per_branch(bn.moving_variance) + bn.epsilon)
-        shift = beta - per_branch(bn.moving_mean) * scale
+        scale, shift = scale_shift(
+            per_branch(bn.moving_mean),
+            per_branch(bn.moving_variance),
+            bn.epsilon,
+            gamma=per_branch(bn.gamma) if bn.gamma is not None else None,
+            beta=per_branch(bn.beta) if bn.beta is not None else None,
+        )
         kernels = self._padded_branch_kernels()
         kernel = tf.add_n(
             [tf.cast(kernel, tf.float32) * scale[b] for b, kernel in enumerate(kernels)]

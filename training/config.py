@@ -68,7 +68,9 @@ class TrainConfig:
     )
     augment: str = _opt(
         "auto",
-        "augmentation level (auto: per data set: light for MNIST-like sets, standard otherwise; on them none for the faithful lenet5, which underfits, and medium for lenet5_modern)",
+        "augmentation level (auto: per data set: light for MNIST-like sets, standard "
+        "otherwise; on them none for the faithful lenet5, which underfits, and medium for "
+        "lenet5_modern)",
         choices=("auto", "none", "light", "medium", "standard", "strong"),
     )
     noise_std: float | None = _opt(
@@ -141,17 +143,8 @@ class TrainConfig:
 NON_SEMANTIC = ("run_dir", "verbose", "data_dir", "tensorboard", "preview")
 
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    # Measured on Fashion-MNIST (15 epochs, 2 CPU cores): batch 128 and lr 2e-3 beat batch 256
-    # and 3e-3; any augmentation (even flips) costs the 61k-parameter tanh LeNet ~0.5 % test
-    # accuracy in 15 epochs: it underfits rather than overfits. XLA is 2-4x slower on CPU here.
-    # Under bfloat16 (auto on this AMX CPU): 90.4 % at batch 128 / 2e-3 (float32: 90.5 %);
-    # batch 256 gives 89.9 % at 3e-3, 90.2 % at 4e-3, 89.8 % at 2e-3: too close to 90 %.
-    # Speed (CPU time per image, training, interleaved with the others in one process): batch
-    # 256 or 512, float32 instead of bfloat16, C1 alone in float32 all within +-5 % of these
-    # defaults (the step is the oneDNN kernels' per-element work, not per-step overhead), and
-    # steps_per_execution 64 the same wall time; intra-op threads 1: -5 % CPU, but no second
-    # core for a lone run;
-    # ONEDNN_MAX_CPU_ISA AVX512_CORE_BF16 / AVX512_CORE: 1.5x / 2.6x the CPU time.
+    # Batch 128 / lr 2e-3, no augmentation (the tanh LeNet underfits), no XLA (slower on CPU).
+    # Why these defaults: docs/MEASUREMENTS.md, "LeNet-5 training recipes".
     "lenet5": dict(
         epochs=15,
         batch_size=128,
@@ -161,32 +154,8 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
         xla=False,
         augment="none",
     ),
-    # Measured (Fashion-MNIST, 15 epochs, test accuracy): the BN LeNet overfits (train 95 %).
-    # Adam-style 2e-3 without decay: 91.0 %; flips + label smoothing 0.1 + AdamW 3e-3 with
-    # decoupled decay 5e-2: 91.3-91.6 %, 0.2: 91.8 %, 0.4: 91.9 %; batch 256 at 5e-3 with 0.2:
-    # 91.8 %; dropout 0.25: 91.2 %; the standard augmentation underfits (89.3 %).
-    # Under bfloat16: 91.8 % (light); augment medium (flips + random erasing): 92.0 % / 91.6 %
-    # (seeds 0 / 1); with it, decay 0.2: 91.1 %, lr 5e-3: 91.6 %, SGD 0.05 + 5e-4: 91.3 %.
-    # Weight EMA (0.999) hurts: 89.8 % (light), 91.4 % (medium); the BatchNorm moving
-    # statistics follow the raw weights, not the averaged ones; 0.99: 91.9 % (medium). Batch 64
-    # at 2e-3: 91.9 %; val_split 0.05: 92.1 %; erasing up to 40 % of the area: 91.5 %; an
-    # added 1-pixel shift: 91.5 %; BatchNorm moments recomputed over the training set after
-    # training ("precise BN"): -0.2 %. Repeats of one seed vary by ~0.2 % (oneDNN threads).
-    # A second search of ~20 recipes (val_split 0.02/0.05, batch 32/64, lr 1.4e-3-3e-3, decay
-    # 0.4-1.0, SGD 0.1, step schedule, smoothing 0.05/0.15, light augmentation, more erasing,
-    # float32) stayed at 91.3-92.07 %. A 'same'-padded C3 (784 features into fc1, 108k
-    # parameters) gave 92.75/92.06/92.10/92.36/91.63 % (seeds 0/1/2/0/1), but its int8 file
-    # lost 0.08 pp with 99.59 % agreement and float16 broke the 1e-2 tolerance: not adopted.
-    # Re-parameterized training (--reparam: RepConv2D 5x5, 5x5, 3x3 and 1x1 branches per conv,
-    # folded into the same deployed model) raises the float model: 92.48 / 92.27 / 91.86 /
-    # 91.93 % (seeds 0 / 1 / 0 / 1) against 91.73 % plain in the same session; 5x5 + 3x3 +
-    # 1x1: 92.14 / 91.98 %; three 5x5: 92.24 / 91.93 %; five (5, 5, 5, 3, 1): 91.71 %; ACNet's
-    # 1x5 + 5x1: 91.90 %; ExpandNets' linear dense expansion (4x): 91.11 %. But the folded
-    # kernels quantize worse (the RepVGG quantization problem, QARepVGG 2022): int8 agreement
-    # 99.34-99.68 % on all 14 re-parameterized runs exported (plain: 99.75 %), float16 max
-    # diff up to 2.8e-2 (> 1e-2) from high-gain, sign-cancelling conv1 kernels; one BN after
-    # the branch sum (QARep-like) fixes float16 but not int8 (99.65 %). Off by default: the
-    # int8 file must agree.
+    # AdamW 3e-3 with decay 0.4, label smoothing 0.1, medium augmentation; reparam off (its
+    # int8 files agree less). Why: docs/MEASUREMENTS.md, "LeNet-5 training recipes".
     "lenet5_modern": dict(
         epochs=15,
         batch_size=128,

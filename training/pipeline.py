@@ -10,8 +10,8 @@ Training pipeline, per epoch:
 Training batches are gathered, not assembled: the shuffle runs over example indices (the
 same seeded permutation as shuffling the examples themselves, so the batches are identical)
 and each batch is one `tf.gather` from the uint8 array, instead of caching, shuffling and
-batching the examples one by one (per epoch of Fashion-MNIST: 0.16 s of CPU instead of 0.26 s,
-time the 2-core machine otherwise takes from training). Sets over `GATHER_LIMIT_BYTES` keep
+batching the examples one by one, which costs more CPU time per epoch (docs/MEASUREMENTS.md,
+"Gathered training batches"). Sets over `GATHER_LIMIT_BYTES` keep
 the per-example path (a graph constant is limited to 2 GB).
 
 Evaluation pipelines skip shuffling and augmentation. Images reach the model as float32 in
@@ -116,7 +116,11 @@ def make_dataset(
         return images, labels
 
     ds = ds.map(transform, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return _sharded_by_data(ds).prefetch(AUTOTUNE)
+
+
+def _sharded_by_data(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Several workers shard the batches (the data is in memory, not in files)."""
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    ds = ds.with_options(options)
-    return ds.prefetch(AUTOTUNE)
+    return ds.with_options(options)

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from layers.batch_norm import BatchNorm
+from layers.fusion import consumers
 from layers.rep_conv import RepConv2D
 
 __all__ = ["fuse_into", "has_reparam_layers"]
@@ -39,9 +40,7 @@ def has_reparam_layers(model: tf.keras.Model) -> bool:
 
 def _reader_of(model: tf.keras.Model, layer: tf.keras.layers.Layer) -> tf.keras.layers.Layer:
     """The single layer of `model` that reads `layer`'s output."""
-    readers = [
-        other for other in model.layers if other is not layer and other.input is layer.output
-    ]
+    readers = consumers(model, layer)
     if len(readers) != 1:
         raise ValueError(
             f"layer '{layer.name}' of '{model.name}' feeds {len(readers)} layers; fusing a "
