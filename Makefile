@@ -7,7 +7,7 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 RUN ?= runs/lenet5-fashion_mnist
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup data test lint pytest pytest-tf-keras train bench clean
+.PHONY: setup data web-deps cxx test lint pytest pytest-tf-keras train bench clean
 
 setup: $(STAMP)
 
@@ -30,11 +30,45 @@ data:
 		echo "apt-get not found: Fashion-MNIST will come from \$$CONVZOO_DATA, the Keras cache or tensorflow-datasets"; \
 	fi
 
+# Debian's g++ where apt exists: the tflm export's tests compile its generated C++ sources.
+cxx:
+	@if command -v g++ >/dev/null 2>&1; then \
+		true; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -q g++ >/dev/null 2>&1 || \
+		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q g++; }; \
+	else \
+		echo "apt-get not found: install a C++17 compiler as g++ for the tflm export's tests"; \
+	fi
+
+# The exported web page's runtime (LiteRT.js, web/package-lock.json) and, where apt exists,
+# Debian's chromium for the page's browser tests (driven by the playwright Python package with
+# executable_path: no browser download).
+WEB_MODULES := web/node_modules/.package-lock.json
+web-deps: $(WEB_MODULES)
+	@if command -v chromium >/dev/null 2>&1 || [ -n "$$CONVZOO_CHROMIUM" ]; then \
+		true; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium; }; \
+	else \
+		echo "apt-get not found: install Chromium or set \$$CONVZOO_CHROMIUM for the web page's browser check"; \
+	fi
+
+$(WEB_MODULES): web/package.json web/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd web && npm ci --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "npm not found: the web export format needs Node.js/npm (npm ci in web/)"; \
+	fi
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-pytest: setup data
+pytest: setup data web-deps cxx
 	$(PY) -m pytest -q
 
 # The layer and zoo suites again in the legacy tf_keras world (DESIGN.md: two Keras worlds).
@@ -43,7 +77,7 @@ pytest-tf-keras: setup
 
 test: lint pytest pytest-tf-keras
 
-train: setup data
+train: setup data web-deps
 	$(PY) -m training --model lenet5 --dataset fashion_mnist --run-dir $(RUN)
 	$(PY) -m export $(RUN)
 

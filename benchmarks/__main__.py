@@ -19,6 +19,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from training.atomic import atomic_write_text
+
 BENCHMARKS = ("layers", "training", "export")
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
@@ -88,10 +90,7 @@ def write_report(names: list[str], failures: list[str]) -> Path:
             parts.append(f"`python -m benchmarks.{name}` failed in this run; no figures.")
         else:
             parts.append(table.read_text().strip())
-    tmp = REPORT.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(parts) + "\n")
-    os.replace(tmp, REPORT)
-    return REPORT
+    return atomic_write_text(REPORT, "\n".join(parts) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,8 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import numpy as np
 import tensorflow as tf
 
@@ -149,6 +147,65 @@ def _rows(model_label: str, result, note: str) -> list[dict]:
 
 _PROFILE: list[dict] = []
 _CALIBRATION: list[dict] = []
+_TFLM: list[dict] = []
+FAITHFUL_RUN = Path("runs/lenet5-fashion_mnist")
+
+
+def _faithful_source(quick: bool, workdir: Path):
+    """LeNet-5 as in the paper (tanh, average pooling): `make train`'s run, else trained here."""
+    from export.source import load_source
+    from training import train
+
+    if (FAITHFUL_RUN / "model.keras").is_file() and not quick:
+        return load_source(FAITHFUL_RUN), "trained run " + str(FAITHFUL_RUN)
+    run = workdir / "lenet5-fashion_mnist"
+    options = dict(epochs=1) if quick else {}
+    train(
+        model="lenet5",
+        dataset="fashion_mnist",
+        run_dir=str(run),
+        verbose=0,
+        tensorboard=False,
+        preview=False,
+        **options,
+    )
+    return load_source(run), "trained here, " + ("1 epoch" if quick else "default recipe")
+
+
+def tflm_rows(sources, quick: bool, workdir: Path) -> list[dict]:
+    """Each source exported as tflite_int8 (--io int8) and tflm side by side, verified on the
+    whole test split (1,000 images with `quick`): the TFLM bundle's figures per model."""
+    from export.exporter import ExportOptions, export_model
+    from export.formats import resolve_formats
+
+    rows = []
+    for label, (source, note) in sources.items():
+        options = ExportOptions(
+            formats=resolve_formats("tflite_int8,tflm"),
+            out_dir=workdir / f"tflm-{label}",
+            io="int8",
+            calibration_samples=200 if quick else 1000,
+            test_samples=1000 if quick else 0,
+            latency_runs=50 if quick else 200,
+            progress=False,
+        )
+        result = export_model(source, options)
+        by_name = {r.format: r for r in result.reports}
+        tflm, int8 = by_name["tflm"], by_name["tflite_int8"]
+        notes = {k: v for k, v in tflm.notes.items() if k.startswith("tflm_")}
+        rows.append(
+            {
+                "model": label,
+                "note": note,
+                "keras_accuracy": tflm.accuracy + tflm.accuracy_drop_pp,
+                "litert_int8_accuracy": int8.accuracy,
+                "tflm_accuracy": tflm.accuracy,
+                "tflm_accuracy_drop_pp": tflm.accuracy_drop_pp,
+                "passed": tflm.passed,
+                **notes,
+            }
+        )
+    return rows
 
 
 def _calibration_sweep(source, quick: bool) -> list[dict]:
@@ -341,6 +398,10 @@ def run(quick: bool = False) -> list[dict]:
         _CALIBRATION.clear()
         _CALIBRATION.extend(_calibration_sweep(source, quick))
 
+        _TFLM.clear()
+        sources = {"lenet5": _faithful_source(quick, workdir), "lenet5_modern": (source, note)}
+        _TFLM.extend(tflm_rows(sources, quick, workdir))
+
         alexnet = _alexnet_source(workdir)
         data = load_export_data(
             "fashion_mnist", alexnet.input_shape, calibration_samples=50, test_samples=100
@@ -434,6 +495,7 @@ def _targets(rows: list[dict]) -> list[tuple[str, str, bool | None]]:
                 alex_int8["best_latency_vs_best_fp32"] <= 0.5,
             ),
         ]
+    checks += tflm_targets(_TFLM)
     qat = get.get(("lenet5_modern", "tflite_qat_int8"))
     if qat and qat.get("accuracy_drop_pp") is not None:
         checks.append(
@@ -444,6 +506,84 @@ def _targets(rows: list[dict]) -> list[tuple[str, str, bool | None]]:
             )
         )
     return checks
+
+
+def tflm_targets(rows: list[dict]) -> list[tuple[str, str, bool | None]]:
+    """The issue's TFLM targets, per LeNet-5 variant."""
+    checks = []
+    for r in rows:
+        m, total = r["model"], r["tflm_output_elements"]
+        checks += [
+            (
+                f"{m} TFLM int8 outputs identical to LiteRT int8 (default XNNPACK) on all "
+                f"{r['tflm_images']:,} test images",
+                f"{r['tflm_differing_vs_litert']:,} of {total:,} differ "
+                f"(max {r['tflm_max_int8_steps_vs_litert']} step)",
+                r["tflm_differing_vs_litert"] == 0,
+            ),
+            (
+                f"{m} TFLM int8 outputs identical to LiteRT int8 (reference kernels)",
+                f"{r['tflm_differing_vs_litert_reference']:,} of {total:,} differ "
+                f"(max {r['tflm_max_int8_steps_vs_litert_reference']} step, "
+                f"{r['tflm_top1_differing_vs_litert_reference']} top-1)",
+                r["tflm_differing_vs_litert_reference"] == 0,
+            ),
+            (
+                f"{m} TFLM accuracy drop vs Keras <= 0.05 pp (int8 target)",
+                f"{r['tflm_accuracy_drop_pp']:+.2f} pp",
+                r["tflm_accuracy_drop_pp"] <= 0.05,
+            ),
+            (
+                f"{m} TFLM arena <= 10 KB (int8 input, measured in TFLM)",
+                f"{r['tflm_arena_measured_bytes']:,} B (header with margin: "
+                f"{r['tflm_arena_bytes']:,} B)",
+                r["tflm_arena_measured_bytes"] <= 10 * 1024,
+            ),
+            (
+                f"{m} TFLM flash (model array) <= 70 KB",
+                f"{r['tflm_flash_bytes'] / 1024:.1f} KB",
+                r["tflm_flash_bytes"] <= 70 * 1024,
+            ),
+        ]
+    return checks
+
+
+def tflm_table() -> str:
+    from export.report import format_table
+
+    if not _TFLM:
+        return "(not run)"
+    return format_table(
+        [
+            "model",
+            "Keras acc %",
+            "LiteRT int8 acc %",
+            "TFLM acc %",
+            "!= LiteRT (XNNPACK)",
+            "!= LiteRT (ref)",
+            "arena B",
+            "header arena B",
+            "flash B",
+            "TFLM host us",
+            "Cortex-M4 est. ms",
+        ],
+        [
+            [
+                r["model"],
+                format(r["keras_accuracy"], ".2f"),
+                format(r["litert_int8_accuracy"], ".2f"),
+                format(r["tflm_accuracy"], ".2f"),
+                f"{r['tflm_differing_vs_litert']}/{r['tflm_output_elements']}",
+                f"{r['tflm_differing_vs_litert_reference']}/{r['tflm_output_elements']}",
+                str(r["tflm_arena_measured_bytes"]),
+                str(r["tflm_arena_bytes"]),
+                str(r["tflm_flash_bytes"]),
+                format(r["tflm_host_us"], ".0f"),
+                format(r["tflm_cortex_m4_estimate_ms"], ".1f"),
+            ]
+            for r in _TFLM
+        ],
+    )
 
 
 def _latency_table() -> str:
@@ -522,6 +662,13 @@ def to_markdown(rows: list[dict]) -> str:
             "",
             targets,
             "",
+            "## TensorFlow Lite Micro bundle (tflm): LeNet-5 in the TFLM interpreter "
+            "(tflite-micro, reference kernels; host time on this x86 machine, not MCU time)",
+            "",
+            tflm_table(),
+            "",
+            (_TFLM[0]["tflm_cortex_m4_estimate"] + ".") if _TFLM else "",
+            "",
             "## LeNet-5 latency side by side (us, median of 30 interleaved rounds of 200 "
             "invokes, one process)",
             "",
@@ -555,6 +702,7 @@ def main(argv=None) -> int:
                 "latency_interleaved_us": _LATENCY,
                 "profile": _PROFILE,
                 "calibration_sweep": _CALIBRATION,
+                "tflm": _TFLM,
             },
             indent=2,
             default=float,

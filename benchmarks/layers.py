@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import numpy as np
 import tensorflow as tf
+
+from training.atomic import atomic_write_text
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 COLUMNS = ("op", "shape", "ours_ms", "oracle_ms", "ratio", "target", "pass")
@@ -177,12 +177,6 @@ def to_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def save(rows: list[dict], directory: Path = RESULTS_DIR) -> None:
     """Writes `layers.md` and `layers.json` into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -194,8 +188,8 @@ def save(rows: list[dict], directory: Path = RESULTS_DIR) -> None:
         "per-round ratios ours / oracle (robust to load drifting on a shared machine); "
         "pass: ratio <= target.\n\n"
     )
-    _write_atomically(directory / "layers.md", header + to_markdown(rows))
-    _write_atomically(directory / "layers.json", json.dumps(rows, indent=2) + "\n")
+    atomic_write_text(directory / "layers.md", header + to_markdown(rows))
+    atomic_write_text(directory / "layers.json", json.dumps(rows, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,10 +41,10 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import numpy as np
 import tensorflow as tf
+
+from training.atomic import atomic_write_text
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 COLUMNS = ("benchmark", "ours", "baseline", "ratio", "target", "pass", "notes")
@@ -303,12 +303,6 @@ def _markdown(rows: list[dict], quick: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.training")
     parser.add_argument("--quick", action="store_true", help="smaller runs, no accuracy rows")
@@ -317,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     text = _markdown(rows, args.quick)
     print(text)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    _write_atomic(RESULTS_DIR / "training.md", text)
-    _write_atomic(
+    atomic_write_text(RESULTS_DIR / "training.md", text)
+    atomic_write_text(
         RESULTS_DIR / "training.json", json.dumps({"quick": args.quick, "rows": rows}, indent=2)
     )
     return 0

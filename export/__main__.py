@@ -2,7 +2,8 @@
 
 Exit codes: 0 every file met its tolerance; 1 a file broke its tolerance (the message names
 the format); 2 bad input (not a model or run directory, corrupt file, unknown format, QAT
-without data, unwritable export directory): one line on stderr, no traceback, no files.
+without data, unwritable export directory, `--formats tflm` for a model too large for a
+microcontroller or using an op TFLite Micro lacks): one line on stderr, no traceback, no files.
 
 Example:
 
@@ -14,13 +15,9 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import layers  # noqa: F401  (first: imports TensorFlow without its native start-up logs)
 from export.formats import DEFAULT_FORMATS, FORMATS
 from zoo.cli import OneLineErrorParser
 
@@ -75,12 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        import layers  # noqa: F401  (first: imports TensorFlow without its native start-up logs)
         from export.exporter import ExportOptions, export_model
         from export.formats import resolve_formats
         from export.source import load_source
 
         options = ExportOptions(
             formats=resolve_formats(args.formats),
+            # Only a tflm named in --formats makes an unfit model an error (exit 2).
+            tflm_optional=args.formats is None or args.formats.strip() == "all",
             out_dir=args.out,
             io=args.io,
             calibration_samples=args.calibration_samples,
@@ -101,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(result.table)
     print(f"\nreport: {result.out_dir / 'report.md'}")
+    if "web" in result.files:  # the page: any static file server works
+        web = result.files["web"]
+        print(f"web page: python -m http.server -d {web} 8000; open http://localhost:8000/")
     if not result.passed:
         for report in result.failed:
             print(f"python -m export: FAILED {report.failure}", file=sys.stderr)

@@ -25,13 +25,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from export.atomic import atomic_write_bytes, atomic_write_text
 from export.data import ExportData, load_export_data
-from export.formats import ONNX, TFLITE, ExportFormat, resolve_formats
+from export.formats import ONNX, TFLITE, TFLM, WEB, ExportFormat, resolve_formats
 from export.report import write_report
 from export.source import ModelSource
 from export.tflite_export import IO_TYPES
 from export.verify import FileReport, keras_reference, verify_file
+from training.atomic import atomic_write_bytes, atomic_write_text
 
 DEFAULT_EXPORT_ROOT = Path("exports")
 LABELS_FILE = "labels.txt"
@@ -57,6 +57,9 @@ class ExportOptions:
         data_dir: where the data set's files are.
         latency_runs: timed invocations per file for the median latency.
         progress: draw progress bars and status lines on stderr.
+        tflm_optional: a model that cannot run on a microcontroller (too large, or an op
+            TFLM lacks) gets an `unsupported` tflm row instead of an error; the CLI sets it
+            for its default set and `all`, so only `--formats tflm` by name refuses (exit 2).
     """
 
     formats: list[ExportFormat] = dataclasses.field(default_factory=lambda: resolve_formats(None))
@@ -71,6 +74,7 @@ class ExportOptions:
     data_dir: str | None = None
     latency_runs: int = 200
     progress: bool = True
+    tflm_optional: bool = False
 
     def validate(self) -> None:
         """Raises ValueError naming the bad option and what is accepted."""
@@ -187,6 +191,7 @@ def export_model(
     formats = plan_formats(options)
     out_dir = Path(options.out_dir) if options.out_dir else DEFAULT_EXPORT_ROOT / source.name
     check_writable(out_dir)
+    formats, tflm_skipped = _refuse_unfit_tflm(source, formats, options)
     qat_requested = options.qat_epochs > 0 or any(f.needs_training_data for f in formats)
     qat_epochs = options.qat_epochs or (3 if qat_requested else 0)
     if data is None:
@@ -209,6 +214,9 @@ def export_model(
             train_samples=options.qat_samples if _needs_data_for_training(formats, options) else 0,
             val_split=float(source.config.get("val_split") or 0.0) if own_data else 0.0,
             val_seed=int(source.config.get("seed") or 0),
+            val_digest=source.record.validation.get("sha256")
+            if own_data and source.record
+            else None,
         )
     if _needs_data_for_training(formats, options) and (
         data.x_train is None or not len(data.x_train)
@@ -230,6 +238,9 @@ def export_model(
             f"{pruned.summary.get('sparsity', float('nan')):.1%} zeros), stripped; see gzip size"
         )
 
+    tflm_prepared, tflm_skipped = _prepare_tflm(
+        source, model, data, class_names, formats, options, tflm_skipped
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     metadata = app_metadata(source, class_names)
     atomic_write_text(out_dir / METADATA_FILE, json.dumps(metadata, indent=2))
@@ -240,7 +251,26 @@ def export_model(
     files: dict[str, Path] = {}
     reports: list[FileReport] = []
     float_onnx: bytes | None = None
+    reports += [tflm_skipped] if tflm_skipped else []
     for fmt in formats:
+        if fmt.runtime == TFLM:  # a C bundle folder, run in TFLite Micro (export/tflm*.py)
+            if tflm_prepared is not None:  # else: refused, its row is in `reports` already
+                reports.append(_export_tflm(tflm_prepared, out_dir, fmt, reference, options))
+                files[fmt.name] = out_dir / "tflm"
+            continue
+        if fmt.runtime == WEB:  # a page folder, checked in a browser (export/web_export.py)
+            from export.web_export import export_web
+
+            _log(options, f"exporting {fmt.name} -> {out_dir / 'web'}/")
+            report, folder = export_web(
+                fmt, model, source, data, metadata, reference, out_dir, options
+            )
+            reports.append(report)
+            if folder is not None:
+                files[fmt.name] = folder
+            if not report.passed:
+                _log(options, f"  {report.failure}")
+            continue
         path = out_dir / f"{source.name}{fmt.suffix}"
         _log(options, f"exporting {fmt.name} -> {path}")
         io = options.io if fmt.options.get("io") else "float32"
@@ -351,3 +381,68 @@ def _build_onnx_int8(float_content: bytes, data: ExportData, options: ExportOpti
     from export.onnx_export import quantize_onnx_int8
 
     return quantize_onnx_int8(float_content, data.x_calibration, progress=options.progress)
+
+
+def _export_tflm(prepared, out_dir, fmt, reference, options) -> FileReport:
+    from export.tflm_export import export_tflm
+
+    _log(options, f"exporting {fmt.name} -> {out_dir / 'tflm'}/")
+    try:
+        _, report = export_tflm(prepared, out_dir, fmt, reference, options.latency_runs)
+    except Exception as error:  # a runtime failure is a failed row, not a crash
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        report = _tflm_skip_report(error)
+        report.passed, report.status = False, "failed"
+        report.failure = f"tflm: TFLite Micro could not verify the bundle: {first}"
+    if not report.passed:
+        _log(options, f"  FAILED {report.failure}")
+    return report
+
+
+def _tflm_skip_report(error: Exception) -> FileReport:
+    return FileReport(
+        format="tflm",
+        file="-",
+        runtime=TFLM,
+        size_bytes=0,
+        tolerance="-",
+        passed=True,
+        status="unsupported",
+        failure=str(error),
+    )
+
+
+def _refuse_unfit_tflm(source, formats, options):
+    """Before anything is read or written: a model whose parameter count or activations
+    alone exceed a microcontroller is refused for tflm (an error, or with `tflm_optional`
+    the tflm row is dropped and reported as unsupported)."""
+    if not any(f.runtime == TFLM for f in formats):
+        return formats, None
+    from export.tflm_export import refuse_if_too_large
+
+    try:
+        refuse_if_too_large(source)
+    except ValueError as error:
+        if not options.tflm_optional:
+            raise
+        return [f for f in formats if f.runtime != TFLM], _tflm_skip_report(error)
+    return formats, None
+
+
+def _prepare_tflm(source, model, data, class_names, formats, options, skipped):
+    """Builds the tflm bundle in memory and runs it in TFLM before any file is written."""
+    if not any(f.runtime == TFLM for f in formats):
+        return None, skipped
+    from export.tflm_export import prepare_tflm
+
+    _log(options, "tflm: converting (int8 I/O) and measuring the arena in TFLite Micro")
+    metadata = app_metadata(source, class_names)
+    try:
+        prepared = prepare_tflm(
+            source, model, data, class_names, metadata, progress=options.progress
+        )
+    except ValueError as error:
+        if not options.tflm_optional:
+            raise
+        return None, _tflm_skip_report(error)
+    return prepared, skipped

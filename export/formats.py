@@ -19,7 +19,11 @@ from typing import Any
 
 TFLITE = "tflite"
 ONNX = "onnx"
+WEB = "web"
 RUNTIMES = {TFLITE: "ai-edge-litert Interpreter", ONNX: "ONNX Runtime (CPU)"}
+RUNTIMES[WEB] = "LiteRT.js (WASM, CPU) in headless Chromium, and ai-edge-litert"
+TFLM = "tflm"
+RUNTIMES[TFLM] = "TFLite Micro interpreter (tflite-micro, reference kernels)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,6 +187,24 @@ FORMATS: Mapping[str, ExportFormat] = MappingProxyType(
                 quantization="int8",
                 opset=17,
             ),
+            _row(
+                "tflm",
+                "/tflm/",
+                TFLM,
+                INT_TOLERANCE,
+                "TensorFlow Lite Micro bundle folder tflm/: the int8 file (int8 I/O) as a C "
+                "array, its op resolver, settings (arena measured in TFLM); run in TFLM",
+                quantization="int8",
+            ),
+            _row(
+                "web",
+                "/web/",
+                WEB,
+                INT_TOLERANCE,
+                "web page folder web/: the int8 TFLite file (float32 I/O) in LiteRT.js, "
+                "feature maps, receptive fields, filters; checked in headless Chromium",
+                quantization="int8",
+            ),
         ]
     )
 )
@@ -199,6 +221,8 @@ DEFAULT_FORMATS: tuple[str, ...] = (
     "tflite_int16x8",
     "onnx_fp32",
     "onnx_int8",
+    "tflm",  # left out, with a note in the report, for a model too large for an MCU
+    "web",
 )
 
 

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from export.atomic import atomic_write_text
 from export.formats import FORMATS
 from export.verify import FileReport, Reference
+from training.atomic import atomic_write_text
 
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
@@ -33,7 +33,7 @@ def table_rows(
     classification = reference.task == "classification"
     header = ["format", "file", "size KB", "gzip KB", "x fp32"]
     header += ["acc %", "drop pp", "agree %"] if classification else ["MSE", "PSNR dB", "drop dB"]
-    header += ["max abs diff", "latency us", "no-XNNPACK us", "float ops", "status"]
+    header += ["max abs diff", "latency us", "no-XNNPACK us", "browser us", "float ops", "status"]
     fp32 = next((r.size_bytes for r in reports if r.format == "tflite_fp32"), None)
     keras_row = ["keras", "model.keras", _fmt(keras_size and keras_size / 1024, ".1f"), "-", "-"]
     keras_row += (
@@ -41,7 +41,7 @@ def table_rows(
         if classification
         else [_fmt(reference.mse, ".4g"), _fmt(reference.psnr, ".2f"), "-"]
     )
-    keras_row += ["-", "-", "-", "-", "reference"]
+    keras_row += ["-", "-", "-", "-", "-", "reference"]
     rows = [keras_row]
     for r in reports:
         gzip_size = r.notes.get("gzip_size_bytes")
@@ -60,10 +60,13 @@ def table_rows(
             _fmt(r.max_abs_diff, ".2e"),
             _fmt(r.latency_us, ".1f"),
             _fmt(r.latency_builtin_us, ".1f"),
+            _fmt(r.notes.get("browser_latency_us"), ".1f"),
             str(len(r.float_ops)) if r.format in _INTEGER_FORMATS and r.ops else "-",
             "ok" if r.passed else r.status.upper(),
         ]
         rows.append(row)
+    if any(TFLM_ARENA in r.notes for r in reports):
+        header, rows = _with_tflm_columns(header, rows, reports)
     return header, rows
 
 
@@ -106,11 +109,15 @@ def write_report(
     lines.append(
         "Latency: median per image at batch 1, one thread (LiteRT with its default "
         "XNNPACK delegate; ONNX Runtime CPU); no-XNNPACK: LiteRT's built-in kernels only "
-        "(OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES). Max abs diff: dequantized outputs vs "
+        "(OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES); browser: the web page's model in "
+        "LiteRT.js (WASM) in headless Chromium, median per image. Max abs diff: dequantized "
+        "outputs vs "
         "Keras. Float ops: ops computing in float between input and output "
         "quantization."
     )
     lines.append("")
+    if any(TFLM_ARENA in r.notes for r in reports):
+        lines += [TFLM_COLUMNS_NOTE, ""]
     for r in reports:
         lines.append(f"## {r.format}: {r.file}")
         lines.append("")
@@ -148,3 +155,38 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+TFLM_ARENA = "tflm_arena_bytes"
+TFLM_COLUMNS_NOTE = (
+    "TFLM (the tflm bundle's model in the TFLite Micro interpreter, tflite-micro's reference "
+    "kernels): != LiteRT: int8 output elements that differ from the same file in LiteRT "
+    "(default XNNPACK / reference kernels, OpResolverType.BUILTIN_REF), of all test outputs; "
+    "LiteRT's reference kernels requantize FULLY_CONNECTED with single rounding, TFLM with "
+    "TFLite's classic double rounding, so an element can differ by one int8 step; XNNPACK also "
+    "rounds ADD and convolutions its own way (tflm_max_int8_steps_* below); "
+    "arena B: the settings header's arena (the smallest arena TFLM ran in + margin); flash B: "
+    "the model array; TFLM host us: median invoke on this host (x86, reference kernels), not "
+    "MCU time: see tflm_cortex_m4_estimate below for a Cortex-M4 estimate."
+)
+
+
+def _with_tflm_columns(header, rows, reports):
+    """Adds the TFLM columns before `status` (only when the report has a tflm row)."""
+    names = ["!= LiteRT", "!= LiteRT ref", "arena B", "flash B", "TFLM host us"]
+    header = [*header[:-1], *names, header[-1]]
+    out = [[*rows[0][:-1], *["-"] * len(names), rows[0][-1]]]
+    for row, r in zip(rows[1:], reports, strict=True):
+        n = r.notes
+        cells = ["-"] * len(names)
+        if TFLM_ARENA in n:
+            total = n.get("tflm_output_elements")
+            cells = [
+                f"{n['tflm_differing_vs_litert']}/{total}",
+                f"{n['tflm_differing_vs_litert_reference']}/{total}",
+                str(n[TFLM_ARENA]),
+                str(n["tflm_flash_bytes"]),
+                _fmt(n.get("tflm_host_us"), ".1f"),
+            ]
+        out.append([*row[:-1], *cells, row[-1]])
+    return header, out

@@ -143,7 +143,7 @@ def test_export_killed_while_writing_leaves_no_partial_file_and_reruns(tmp_path)
 
     killed_run()
     assert not final.exists()  # nothing under the final name
-    assert [p.name for p in out.glob(".tiny_fp32.tflite.*.tmp")]  # it died mid-write
+    assert [p.name for p in out.glob(".tiny_fp32.tmp*.tflite")]  # it died mid-write
     assert not (out / "report.json").exists()
 
     done = subprocess.run(

@@ -7,11 +7,8 @@ over the file, the file over the defaults. Errors are one line on stderr and exi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from zoo.cli import OneLineErrorParser
 

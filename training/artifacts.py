@@ -9,23 +9,17 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
-import math
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-
-def _tmp_name(path: Path) -> Path:
-    # Keep the suffix: Keras and matplotlib pick the format from it.
-    return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-
-
-_TMP_PATTERN = re.compile(r"^\.(?:.+\.tmp(\d+)(?:\.[^.]*)?|write-test\w*)$")
+from training.atomic import (
+    TEMPORARY_NAME,
+    atomic_replace,
+    atomic_write_text,
+)
 
 
 def _alive(pid: int) -> bool:
@@ -50,7 +44,7 @@ def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
     if not directory.is_dir():
         return removed
     for entry in directory.iterdir():
-        match = _TMP_PATTERN.match(entry.name)
+        match = TEMPORARY_NAME.match(entry.name)
         if not match or not entry.is_file():
             continue
         pid = match.group(1)
@@ -62,51 +56,14 @@ def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    path = Path(path)
-    tmp = _tmp_name(path)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # JSON has no NaN/inf
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
-
-
-def atomic_save_model(model, path: str | os.PathLike) -> None:
+def atomic_save_model(model, path: str | os.PathLike) -> Path:
     """`model.save` to a temporary `.keras` name, then rename."""
-    path = Path(path)
-    tmp = _tmp_name(path)
-    model.save(str(tmp))
-    os.replace(tmp, path)
+    return atomic_replace(path, lambda tmp: model.save(str(tmp)))
 
 
-def atomic_savefig(fig, path: str | os.PathLike, dpi: int = 110) -> None:
-    path = Path(path)
-    tmp = _tmp_name(path)
-    fig.savefig(tmp, dpi=dpi)
-    os.replace(tmp, path)
+def atomic_savefig(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """`fig.savefig` to a temporary name with the same suffix, then rename."""
+    return atomic_replace(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
 
 
 def read_history(path: str | os.PathLike) -> list[dict[str, float]]:

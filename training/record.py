@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from training.artifacts import atomic_write_json
+from training.atomic import atomic_write_json
 from training.config import parse_input_shape
 
 __all__ = [

@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from training import artifacts
+from training.atomic import atomic_write_json
 from training.augment import build_augmenter, preview_grid, resolve_augment
 from training.callbacks import RunRecorder, SwapEMAWeights
 from training.config import TrainConfig, check_keys, parse_input_shape, resolve_config
@@ -436,7 +437,7 @@ def _train(
     # Model errors (a bad --model-option, --sync-bn without BatchNorm) also come before any
     # file is written.
     if chief:
-        artifacts.atomic_write_json(run_dir / "config.json", cfg)
+        atomic_write_json(run_dir / "config.json", cfg)
     if chief and c.preview and state == "fresh":
         preview_grid(
             _preview_examples(plan.x_train, plan.y_train),
@@ -552,7 +553,7 @@ def _write_outputs(c, data: ImageDataset, run_dir: Path, history, metrics, recor
         )
     write_run_record(run_dir, record)
     # metrics.json last: its presence marks the run as finished.
-    artifacts.atomic_write_json(run_dir / "metrics.json", metrics)
+    atomic_write_json(run_dir / "metrics.json", metrics)
 
 
 def _preview_examples(x: np.ndarray, y: np.ndarray, rows: int = 6) -> np.ndarray:

@@ -22,7 +22,8 @@ __all__ = [
     "summary",
 ]
 
-# Where each public name lives. The package imports them (and TensorFlow) on first use, so
+# Where each public name lives (no submodule shares a public name, so importing one never
+# shadows a function of the package). The package imports them (and TensorFlow) on first use, so
 # `python -m zoo --help` and the shared `zoo.cli` parser answer without loading TensorFlow.
 _HOMES = {
     "ModelInfo": "zoo.registry",
@@ -30,9 +31,9 @@ _HOMES = {
     "get_model_info": "zoo.registry",
     "list_models": "zoo.registry",
     "register_model": "zoo.registry",
-    "layer_stats": "zoo.summary",
-    "plot_model": "zoo.summary",
-    "summary": "zoo.summary",
+    "layer_stats": "zoo.model_summary",
+    "plot_model": "zoo.model_summary",
+    "summary": "zoo.model_summary",
 }
 
 

@@ -21,7 +21,13 @@ from export.verify import TFLiteRunner, keras_reference, tflite_op_names, verify
 
 pytestmark = pytest.mark.keras3_only
 
-PTQ_FORMATS = [name for name, f in FORMATS.items() if f.quantization != "qat_int8"]
+# The web page folder has its own test (tests/export/test_web.py, in a browser), and so has
+# the TFLite Micro bundle folder (tests/export/test_tflm.py, g++ and the TFLM runtime).
+PTQ_FORMATS = [
+    name
+    for name, f in FORMATS.items()
+    if f.quantization != "qat_int8" and name not in ("web", "tflm")
+]
 
 
 def _train_run(tmp_path_factory, model_name: str, task: str):
