@@ -7,7 +7,7 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 RUN ?= runs/lenet5-fashion_mnist
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup data web-deps cxx test lint pytest pytest-tf-keras train bench clean
+.PHONY: setup data web-deps cxx test test-fast lint pytest pytest-tf-keras train bench clean
 
 setup: $(STAMP)
 
@@ -76,6 +76,13 @@ pytest-tf-keras: setup
 	TF_USE_LEGACY_KERAS=1 $(PY) -m pytest -q -m "not keras3_only" tests/layers tests/zoo
 
 test: lint pytest pytest-tf-keras
+
+# The inner loop (not what CI runs): layers, zoo and the unit tests, no subprocess trainings,
+# no browser, with fewer hypothesis examples per property.
+FAST_TESTS := tests/layers tests/zoo tests/training/test_record.py tests/training/test_atomic.py \
+	tests/training/test_data_readers.py tests/training/test_pipeline_gather.py tests/test_cli_help.py
+test-fast: setup data
+	HYPOTHESIS_PROFILE=fast $(PY) -m pytest -q -m "not slow" $(FAST_TESTS)
 
 train: setup data web-deps
 	$(PY) -m training --model lenet5 --dataset fashion_mnist --run-dir $(RUN)

@@ -26,7 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from export.data import ExportData, load_export_data
-from export.formats import ONNX, TFLITE, TFLM, WEB, ExportFormat, resolve_formats
+from export.formats import (
+    FORMAT_OPTIONS,
+    FORMATS,
+    ONNX,
+    TFLITE,
+    TFLM,
+    WEB,
+    ExportFormat,
+    resolve_formats,
+)
 from export.report import write_report
 from export.source import ModelSource
 from export.tflite_export import IO_TYPES
@@ -173,6 +182,48 @@ def plan_formats(options: ExportOptions) -> list[ExportFormat]:
     return formats
 
 
+def check_options_apply(formats: list[ExportFormat], options: ExportOptions) -> None:
+    """Raises ValueError for an option set away from its default that none of `formats` takes
+    (`--io int8` with only onnx_fp32, `--qat-samples` without QAT or pruning), naming the
+    option and the formats that take it; checked before any work, like Ultralytics' exporter.
+    """
+    defaults = ExportOptions(formats=[])
+    chosen = ", ".join(f.name for f in formats) or "none"
+    for field, flag in FORMAT_OPTIONS.items():
+        value = getattr(options, field)
+        if value == getattr(defaults, field) or any(field in f.accepts for f in formats):
+            continue
+        if field == "qat_samples" and options.prune > 0:
+            continue  # pruning fine-tunes on them too
+        takers = [f.name for f in FORMATS.values() if field in f.accepts]
+        also = " and --prune" if field == "qat_samples" else ""
+        raise ValueError(
+            f"{flag} {value} applies to {', '.join(takers)}{also}; the chosen formats "
+            f"({chosen}) do not take it: drop {flag} or add one of those formats"
+        )
+
+
+@dataclasses.dataclass
+class _Job:
+    """What every row's builder needs: the model, its data and where the files go."""
+
+    source: ModelSource
+    model: Any
+    data: ExportData
+    metadata: dict[str, Any]
+    reference: Any
+    out_dir: Path
+    options: ExportOptions
+    qat_epochs: int
+    notes: dict[str, Any]
+    tflm_prepared: Any = None
+    float_onnx: bytes | None = None
+
+    @property
+    def output_name(self) -> str:
+        return self.metadata["output"]["name"]
+
+
 def export_model(
     source: ModelSource, options: ExportOptions, data: ExportData | None = None
 ) -> ExportResult:
@@ -184,60 +235,26 @@ def export_model(
         data: calibration/test images; read through `training.data` when None.
 
     Raises:
-        ValueError / FileNotFoundError: bad options, no data set known, data not found,
-            unwritable export directory. Raised before any file is written.
+        ValueError / FileNotFoundError: bad options (or one no chosen format takes), no data
+            set known, data not found, unwritable export directory, a model that cannot run
+            in TFLite Micro with `tflm` asked by name. Raised before any file is written.
     """
     options.validate()
     formats = plan_formats(options)
+    check_options_apply(formats, options)
     out_dir = Path(options.out_dir) if options.out_dir else DEFAULT_EXPORT_ROOT / source.name
     check_writable(out_dir)
     formats, tflm_skipped = _refuse_unfit_tflm(source, formats, options)
     qat_requested = options.qat_epochs > 0 or any(f.needs_training_data for f in formats)
     qat_epochs = options.qat_epochs or (3 if qat_requested else 0)
-    if data is None:
-        dataset = options.dataset or source.dataset
-        if not dataset:
-            what = "QAT/pruning" if _needs_data_for_training(formats, options) else "export"
-            raise ValueError(
-                f"{what} needs data but no data set is known for {source.model_path}: pass "
-                "--dataset (e.g. fashion_mnist) or export a run directory with config.json"
-            )
-        _log(options, f"reading {dataset} (calibration and test images)")
-        # QAT selects its epoch on the run's own validation images, kept out of its sample.
-        own_data = dataset == source.config.get("dataset")
-        data = load_export_data(
-            dataset,
-            source.input_shape,
-            data_dir=options.data_dir or source.data_dir,
-            calibration_samples=options.calibration_samples,
-            test_samples=options.test_samples or None,
-            train_samples=options.qat_samples if _needs_data_for_training(formats, options) else 0,
-            val_split=float(source.config.get("val_split") or 0.0) if own_data else 0.0,
-            val_seed=int(source.config.get("seed") or 0),
-            val_digest=source.record.validation.get("sha256")
-            if own_data and source.record
-            else None,
-        )
+    data = data if data is not None else _read_data(source, formats, options)
     if _needs_data_for_training(formats, options) and (
         data.x_train is None or not len(data.x_train)
     ):
         raise ValueError("QAT/pruning needs labelled training images, but the data given has none")
     class_names = source.class_names or data.class_names
     model = source.model
-    notes: dict[str, Any] = {}
-    if options.prune > 0:
-        from export.tfmot_process import run_tfmot
-
-        _log(options, f"pruning to {options.prune:.0%} sparsity (tfmot, tf_keras process)")
-        pruned = run_tfmot(
-            source, data, mode="prune", sparsity=options.prune, epochs=max(1, qat_epochs)
-        )
-        model.set_weights(pruned.weights)
-        notes["pruning"] = (
-            f"tfmot magnitude pruning to {options.prune:.0%} (kernels now "
-            f"{pruned.summary.get('sparsity', float('nan')):.1%} zeros), stripped; see gzip size"
-        )
-
+    notes = _prune(source, model, data, options, qat_epochs)
     tflm_prepared, tflm_skipped = _prepare_tflm(
         source, model, data, class_names, formats, options, tflm_skipped
     )
@@ -247,92 +264,151 @@ def export_model(
     if class_names:
         atomic_write_text(out_dir / LABELS_FILE, "\n".join(class_names))
     reference = keras_reference(model, data.x_test, data.y_test, source.task)
-    output_name = metadata["output"]["name"]
+    job = _Job(source, model, data, metadata, reference, out_dir, options, qat_epochs, notes)
+    job.tflm_prepared = tflm_prepared
     files: dict[str, Path] = {}
-    reports: list[FileReport] = []
-    float_onnx: bytes | None = None
-    reports += [tflm_skipped] if tflm_skipped else []
+    reports: list[FileReport] = [tflm_skipped] if tflm_skipped else []
     for fmt in formats:
-        if fmt.runtime == TFLM:  # a C bundle folder, run in TFLite Micro (export/tflm*.py)
-            if tflm_prepared is not None:  # else: refused, its row is in `reports` already
-                reports.append(_export_tflm(tflm_prepared, out_dir, fmt, reference, options))
-                files[fmt.name] = out_dir / "tflm"
+        report, path = BUILDERS[fmt.runtime](job, fmt)
+        if report is None:  # refused before the loop; its row is in `reports` already
             continue
-        if fmt.runtime == WEB:  # a page folder, checked in a browser (export/web_export.py)
-            from export.web_export import export_web
-
-            _log(options, f"exporting {fmt.name} -> {out_dir / 'web'}/")
-            report, folder = export_web(
-                fmt, model, source, data, metadata, reference, out_dir, options
-            )
-            reports.append(report)
-            if folder is not None:
-                files[fmt.name] = folder
-            if not report.passed:
-                _log(options, f"  {report.failure}")
-            continue
-        path = out_dir / f"{source.name}{fmt.suffix}"
-        _log(options, f"exporting {fmt.name} -> {path}")
-        io = options.io if fmt.options.get("io") else "float32"
-        try:
-            if fmt.runtime == TFLITE:
-                content = _build_tflite(
-                    fmt, model, source, data, io, output_name, options, qat_epochs
-                )
-                content = _embed_tflite_metadata(content, metadata, fmt, io, output_name)
-            elif fmt.runtime == ONNX:
-                float_onnx = float_onnx or _build_onnx_float(model, source, metadata, fmt)
-                content = (
-                    float_onnx
-                    if fmt.quantization == "none"
-                    else _build_onnx_int8(float_onnx, data, options)
-                )
-            else:  # pragma: no cover - the table only has these runtimes
-                raise ValueError(f"Unknown runtime {fmt.runtime!r}")
-        except Exception as error:  # a converter failure is a row, not a crash
-            first = str(error).strip().splitlines()
-            message = first[0] if first else type(error).__name__
-            unsupported = fmt.quantization == "int16x8"
-            reports.append(
-                FileReport(
-                    format=fmt.name,
-                    file="-",
-                    runtime=fmt.runtime,
-                    size_bytes=0,
-                    tolerance=fmt.tolerance.describe(),
-                    passed=unsupported,
-                    status="unsupported" if unsupported else "failed",
-                    failure=f"{fmt.name}: conversion failed: {type(error).__name__}: {message}",
-                )
-            )
-            _log(options, f"  {reports[-1].failure}")
-            continue
-        atomic_write_bytes(path, content)
-        files[fmt.name] = path
-        report = verify_file(path, fmt, reference, latency_runs=options.latency_runs)
-        report.notes.update(notes)
-        report.notes["gzip_size_bytes"] = len(gzip.compress(content, 9))
-        if fmt.options.get("io"):
-            report.notes["io"] = io
         reports.append(report)
+        if path is not None:
+            files[fmt.name] = path
         if not report.passed:
             _log(options, f"  FAILED {report.failure}")
-    context = {
-        "name": source.name,
-        "model_file": str(source.model_path),
-        "model": source.model_name,
-        "dataset": data.dataset or options.dataset or source.dataset,
-        "task": source.task,
-        "test_samples": len(data.x_test),
-        "calibration_samples": len(data.x_calibration),
+    table = write_report(out_dir, reports, reference, _context(job, formats), _keras_size(source))
+    return ExportResult(out_dir=out_dir, files=files, reports=reports, table=table)
+
+
+def _read_data(source: ModelSource, formats, options: ExportOptions) -> ExportData:
+    dataset = options.dataset or source.dataset
+    if not dataset:
+        what = "QAT/pruning" if _needs_data_for_training(formats, options) else "export"
+        raise ValueError(
+            f"{what} needs data but no data set is known for {source.model_path}: pass "
+            "--dataset (e.g. fashion_mnist) or export a run directory with config.json"
+        )
+    _log(options, f"reading {dataset} (calibration and test images)")
+    # QAT selects its epoch on the run's own validation images, kept out of its sample.
+    own_data = dataset == source.config.get("dataset")
+    record = source.record if own_data else None
+    return load_export_data(
+        dataset,
+        source.input_shape,
+        data_dir=options.data_dir or source.data_dir,
+        calibration_samples=options.calibration_samples,
+        test_samples=options.test_samples or None,
+        train_samples=options.qat_samples if _needs_data_for_training(formats, options) else 0,
+        val_split=float(source.config.get("val_split") or 0.0) if own_data else 0.0,
+        val_seed=int(source.config.get("seed") or 0),
+        val_digest=record.validation.get("sha256") if record else None,
+    )
+
+
+def _prune(source, model, data, options: ExportOptions, qat_epochs: int) -> dict[str, Any]:
+    """Magnitude-prunes `model` in place when asked; returns the note every row carries."""
+    if options.prune <= 0:
+        return {}
+    from export.tfmot_process import run_tfmot
+
+    _log(options, f"pruning to {options.prune:.0%} sparsity (tfmot, tf_keras process)")
+    pruned = run_tfmot(
+        source, data, mode="prune", sparsity=options.prune, epochs=max(1, qat_epochs)
+    )
+    model.set_weights(pruned.weights)
+    return {
+        "pruning": f"tfmot magnitude pruning to {options.prune:.0%} (kernels now "
+        f"{pruned.summary.get('sparsity', float('nan')):.1%} zeros), stripped; see gzip size"
+    }
+
+
+def _context(job: _Job, formats) -> dict[str, Any]:
+    options = job.options
+    return {
+        "name": job.source.name,
+        "model_file": str(job.source.model_path),
+        "model": job.source.model_name,
+        "dataset": job.data.dataset or options.dataset or job.source.dataset,
+        "task": job.source.task,
+        "test_samples": len(job.data.x_test),
+        "calibration_samples": len(job.data.x_calibration),
         "io": options.io,
         "prune": options.prune,
-        "qat_epochs": qat_epochs,
+        "qat_epochs": job.qat_epochs,
         "runtime": "LiteRT (ai-edge-litert) 1 thread, ONNX Runtime CPU 1 thread, batch 1",
     }
-    keras_size = source.model_path.stat().st_size if source.model_path.exists() else None
-    table = write_report(out_dir, reports, reference, context, keras_size)
-    return ExportResult(out_dir=out_dir, files=files, reports=reports, table=table)
+
+
+def _keras_size(source: ModelSource) -> int | None:
+    return source.model_path.stat().st_size if source.model_path.exists() else None
+
+
+def _file_row(job: _Job, fmt: ExportFormat, build) -> tuple[FileReport, Path | None]:
+    """Builds one file with `build()`, writes it atomically and verifies it in its runtime;
+    a converter failure is a failed (or, for int16x8, unsupported) row, not a crash."""
+    path = job.out_dir / f"{job.source.name}{fmt.suffix}"
+    _log(job.options, f"exporting {fmt.name} -> {path}")
+    try:
+        content = build()
+    except Exception as error:
+        first = str(error).strip().splitlines()
+        message = first[0] if first else type(error).__name__
+        status = "unsupported" if fmt.quantization == "int16x8" else "failed"
+        failure = f"{fmt.name}: conversion failed: {type(error).__name__}: {message}"
+        return FileReport.not_written(fmt, failure, status), None
+    atomic_write_bytes(path, content)
+    report = verify_file(path, fmt, job.reference, latency_runs=job.options.latency_runs)
+    report.notes.update(job.notes)
+    report.notes["gzip_size_bytes"] = len(gzip.compress(content, 9))
+    if fmt.options.get("io"):
+        report.notes["io"] = job.options.io
+    return report, path
+
+
+def _tflite_row(job: _Job, fmt: ExportFormat) -> tuple[FileReport, Path | None]:
+    io = job.options.io if fmt.options.get("io") else "float32"
+
+    def build() -> bytes:
+        content = _build_tflite(
+            fmt, job.model, job.source, job.data, io, job.output_name, job.options, job.qat_epochs
+        )
+        return _embed_tflite_metadata(content, job.metadata, fmt, io, job.output_name)
+
+    return _file_row(job, fmt, build)
+
+
+def _onnx_row(job: _Job, fmt: ExportFormat) -> tuple[FileReport, Path | None]:
+    def build() -> bytes:
+        if job.float_onnx is None:
+            job.float_onnx = _build_onnx_float(job.model, job.source, job.metadata, fmt)
+        if fmt.quantization == "none":
+            return job.float_onnx
+        return _build_onnx_int8(job.float_onnx, job.data, job.options)
+
+    return _file_row(job, fmt, build)
+
+
+def _tflm_row(job: _Job, fmt: ExportFormat) -> tuple[FileReport | None, Path | None]:
+    """The C bundle folder, run in TFLite Micro (export/tflm*.py)."""
+    if job.tflm_prepared is None:
+        return None, None
+    report = _export_tflm(job.tflm_prepared, job.out_dir, fmt, job.reference, job.options)
+    return report, job.out_dir / "tflm"
+
+
+def _web_row(job: _Job, fmt: ExportFormat) -> tuple[FileReport, Path | None]:
+    """The page folder, checked in headless Chromium (export/web_export.py)."""
+    from export.web_export import export_web
+
+    _log(job.options, f"exporting {fmt.name} -> {job.out_dir / 'web'}/")
+    return export_web(
+        fmt, job.model, job.source, job.data, job.metadata, job.reference, job.out_dir, job.options
+    )
+
+
+# Each row's runtime names its builder: (job, row) -> (its report, the file or folder).
+BUILDERS = {TFLITE: _tflite_row, ONNX: _onnx_row, TFLM: _tflm_row, WEB: _web_row}
 
 
 def _build_tflite(fmt, model, source, data, io, output_name, options, qat_epochs) -> bytes:
@@ -391,25 +467,13 @@ def _export_tflm(prepared, out_dir, fmt, reference, options) -> FileReport:
         _, report = export_tflm(prepared, out_dir, fmt, reference, options.latency_runs)
     except Exception as error:  # a runtime failure is a failed row, not a crash
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        report = _tflm_skip_report(error)
-        report.passed, report.status = False, "failed"
-        report.failure = f"tflm: TFLite Micro could not verify the bundle: {first}"
-    if not report.passed:
-        _log(options, f"  FAILED {report.failure}")
+        failure = f"tflm: TFLite Micro could not verify the bundle: {first}"
+        report = FileReport.not_written(fmt, failure, "failed")
     return report
 
 
 def _tflm_skip_report(error: Exception) -> FileReport:
-    return FileReport(
-        format="tflm",
-        file="-",
-        runtime=TFLM,
-        size_bytes=0,
-        tolerance="-",
-        passed=True,
-        status="unsupported",
-        failure=str(error),
-    )
+    return FileReport.not_written(FORMATS["tflm"], str(error), "unsupported")
 
 
 def _refuse_unfit_tflm(source, formats, options):

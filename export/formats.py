@@ -66,10 +66,13 @@ class ExportFormat:
 
     Args:
         name: the name users pass to `--formats`.
-        suffix: the file name ending, e.g. `_int8.tflite`; the file is `<model><suffix>`.
-        runtime: `"tflite"` (verified in the LiteRT interpreter) or `"onnx"` (ONNX Runtime).
+        suffix: the file name ending, e.g. `_int8.tflite`; the file is `<model><suffix>`
+            (a folder for `tflm` and `web`).
+        runtime: what builds and verifies it, and so the exporter's builder for the row:
+            `"tflite"` (the LiteRT interpreter), `"onnx"` (ONNX Runtime), `"tflm"` (TFLite
+            Micro's interpreter), `"web"` (LiteRT.js in headless Chromium).
         options: what the converter does (`quantization`: none, float16, dynamic_int8, int8,
-            int16x8, qat_int8; `io`: whether `--io` applies).
+            int16x8, qat_int8; `io`: whether `--io` applies; `rewrite`: a deployment rewrite).
         tolerance: the bound the file must meet, else the export fails naming this format.
         description: one line for `--help` and the report.
     """
@@ -96,6 +99,26 @@ class ExportFormat:
     @property
     def is_float(self) -> bool:
         return self.quantization in ("none", "float16")
+
+    @property
+    def accepts(self) -> frozenset[str]:
+        """The `ExportOptions` this row takes beyond those every row takes (`FORMAT_OPTIONS`):
+        `io` where `--io` applies, `calibration_samples` where calibration sets the ranges
+        (QAT starts from them), `qat_samples` for QAT."""
+        taken = set()
+        if self.options.get("io"):
+            taken.add("io")
+        if self.needs_calibration or self.needs_training_data:
+            taken.add("calibration_samples")
+        if self.needs_training_data:
+            taken.add("qat_samples")
+        return frozenset(taken)
+
+
+# The options some rows take and others do not, with their command-line flags.
+FORMAT_OPTIONS: Mapping[str, str] = MappingProxyType(
+    {"io": "--io", "calibration_samples": "--calibration-samples", "qat_samples": "--qat-samples"}
+)
 
 
 def _row(name, suffix, runtime, tolerance, description, **options) -> tuple[str, ExportFormat]:

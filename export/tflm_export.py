@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from export.dense_as_conv import dense_as_conv
 from export.formats import ExportFormat
 from export.tflm import BundleSpec, bundle_sources, write_bundle
 from export.tflm_fit import (
@@ -82,14 +83,17 @@ def prepare_tflm(source, model, data, class_names, metadata, *, progress: bool =
 
     refuse_if_too_large(source)
     output_name = metadata["output"]["name"]
+    # Dense layers as 1x1 convolutions run bit-identically in TFLM and LiteRT; one scale per
+    # weight tensor keeps their per-channel parameters out of the flash.
     content = convert_tflite(
-        model,
+        dense_as_conv(model),
         source.input_shape,
         "int8",
         calibration=data.x_calibration,
         io="int8",
         output_name=output_name,
         progress=progress,
+        per_channel=False,
     )
     entry = dict(metadata, format="tflm", quantization=io_quantization(content))
     content = embed_metadata(content, entry, output_name=output_name)

@@ -90,7 +90,8 @@ def cmsis_nn_scratch_bytes(content: bytes) -> int:
     would request for this `.tflite` file; TFLM's reference kernels request none.
 
     Per CMSIS-NN's `*_get_buffer_size` for the DSP path: convolution im2col, 2 x kernel_h x
-    kernel_w x C_in int16 values; depthwise convolution, kernel_h x kernel_w x C int16 values;
+    kernel_w x C_in int16 values (none for 1x1 kernels, which `arm_convolve_1x1_s8_fast`
+    computes in place); depthwise convolution, kernel_h x kernel_w x C int16 values;
     average pooling, C int32 sums. Fully connected and max pooling need none.
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -105,7 +106,8 @@ def cmsis_nn_scratch_bytes(content: bytes) -> int:
         name, inputs = op["op_name"], [int(i) for i in op["inputs"]]
         if name == "CONV_2D":
             _, kh, kw, cin = shapes[inputs[1]]
-            largest = max(largest, 2 * kh * kw * cin * 2)
+            if (kh, kw) != (1, 1):
+                largest = max(largest, 2 * kh * kw * cin * 2)
         elif name == "DEPTHWISE_CONV_2D":
             _, kh, kw, channels = shapes[inputs[1]]
             largest = max(largest, kh * kw * channels * 2)

@@ -275,6 +275,21 @@ class FileReport:
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def not_written(cls, fmt: ExportFormat, failure: str, status: str = "failed") -> FileReport:
+        """The row of a format whose file was not written: `failed` (the export fails) or
+        `unsupported` (a note: the model cannot have this format, the export goes on)."""
+        return cls(
+            format=fmt.name,
+            file="-",
+            runtime=fmt.runtime,
+            size_bytes=0,
+            tolerance=fmt.tolerance.describe(),
+            passed=status == "unsupported",
+            status=status,
+            failure=failure,
+        )
+
 
 def make_runner(path: str | os.PathLike, runtime: str, num_threads: int = 1):
     """The runtime wrapper for a file: `TFLiteRunner` or `OnnxRunner`."""

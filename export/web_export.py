@@ -28,16 +28,7 @@ BROWSER_CHECK_IMAGES = 500
 
 
 def _failed(fmt: ExportFormat, message: str, status: str = "failed") -> FileReport:
-    return FileReport(
-        format=fmt.name,
-        file="-",
-        runtime=fmt.runtime,
-        size_bytes=0,
-        tolerance=fmt.tolerance.describe(),
-        passed=False,
-        status=status,
-        failure=f"{fmt.name}: {message}",
-    )
+    return FileReport.not_written(fmt, f"{fmt.name}: {message}", status)
 
 
 def export_web(

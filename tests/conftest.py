@@ -16,6 +16,8 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     derandomize=True,
 )
+# `make test-fast`: the same properties on fewer examples (CI runs the full profile).
+settings.register_profile("fast", settings.get_profile("convzoo"), max_examples=5)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "convzoo"))
 
 

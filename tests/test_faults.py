@@ -126,7 +126,7 @@ def test_export_killed_while_writing_leaves_no_partial_file_and_reruns(tmp_path)
     tf.keras.Model(inputs, tf.keras.layers.Dense(10)(x)).save(tmp_path / "tiny.keras")
     args = ["tiny.keras", "--dataset", "fashion_mnist", "--data-dir", "data", "--out", "out"]
     args += ["--formats", "tflite_fp32", "--test-samples", "40", "--latency-runs", "2"]
-    args += ["--calibration-samples", "20", "--quiet"]
+    args += ["--quiet"]
     out = tmp_path / "out"
     final = out / "tiny_fp32.tflite"
 

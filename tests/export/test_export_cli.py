@@ -189,3 +189,38 @@ def test_a_run_record_of_a_newer_schema_exits_2(capsys, tmp_path):
     assert code == 2
     _assert_one_line_error(err, RECORD_FILE, f"schema_version {SCHEMA_VERSION + 1}")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needles"),
+    [
+        (["--formats", "onnx_fp32", "--io", "int8"], ["--io int8", "tflite_int8", "onnx_fp32"]),
+        (
+            ["--formats", "tflite_fp32,tflite_fp16", "--calibration-samples", "50"],
+            ["--calibration-samples 50", "tflite_int8", "onnx_int8", "tflm", "tflite_fp16"],
+        ),
+        (
+            ["--formats", "tflite_int8", "--qat-samples", "100"],
+            ["--qat-samples 100", "tflite_qat_int8", "--prune"],
+        ),
+    ],
+)
+def test_an_option_no_chosen_format_takes_exits_2(capsys, tmp_path, tiny_model_file, argv, needles):
+    out = tmp_path / "out"
+    code, err = _run(capsys, tiny_model_file, *argv, "--dataset", "fashion_mnist", "--out", out)
+    assert code == 2
+    _assert_one_line_error(err, *needles)
+    assert not out.exists()
+
+
+def test_options_are_taken_where_a_chosen_format_takes_them():
+    from export.exporter import ExportOptions, check_options_apply, plan_formats
+
+    # --io with an int8 file; --qat-samples with --qat-epochs (QAT is added) or with pruning.
+    for options in (
+        ExportOptions(formats=resolve_formats("onnx_fp32,tflite_int8"), io="int8"),
+        ExportOptions(formats=resolve_formats("tflite_fp32"), qat_epochs=1, qat_samples=10),
+        ExportOptions(formats=resolve_formats("tflite_fp32"), prune=0.5, qat_samples=10),
+        ExportOptions(formats=resolve_formats("web"), calibration_samples=10),
+    ):
+        check_options_apply(plan_formats(options), options)
