@@ -198,3 +198,47 @@ def test_mirrored_sync_bn_fit_step_matches_one_device_on_the_full_batch():
     assert out["sync_weights"] < 1e-4
     # The check can fail: per-replica moments are not the batch's.
     assert out["unsync_var"] > 100 * tolerance
+
+
+UNPATCHED_FIT = """
+import tensorflow as tf
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+with strategy.scope():
+    model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(2)])
+    model.compile("sgd", "mse", metrics=["mae"])
+data = tf.data.Dataset.from_tensor_slices((tf.zeros((16, 4)), tf.zeros((16, 2)))).batch(8)
+try:
+    model.fit(data, epochs=1, verbose=0)
+    print("FIT-OK", flush=True)
+except ValueError as error:
+    print("FIT-FAILED", str(error).splitlines()[0][:200], flush=True)
+"""
+
+
+def test_keras_multiworker_fit_still_needs_our_workaround(tmp_path):
+    """Plain Keras `fit` under two workers, without `training.multiworker_patch`: it still
+    fails as keras-team/keras#20585 describes. When this test fails, Keras has fixed it:
+    delete training/multiworker_patch.py and its call in the trainer."""
+    ports = [free_port(), free_port()]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    workers = []
+    try:
+        for index in range(2):
+            tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", UNPATCHED_FIT],
+                    cwd=tmp_path,
+                    env=python_env(TF_CONFIG=tf_config),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                    start_new_session=True,
+                )
+            )
+        outputs = [w.communicate(timeout=240)[0] for w in workers]
+    finally:
+        for worker in workers:
+            kill_tree(worker)
+    for output in outputs:
+        assert "FIT-FAILED Attempt to convert a value (PerReplica" in output, output[-500:]
