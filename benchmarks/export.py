@@ -31,20 +31,22 @@ import tensorflow as tf
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LENET_RUN = Path("runs/lenet5_modern-fashion_mnist")
+FAITHFUL_RUN = Path("runs/lenet5-fashion_mnist")  # `make train`'s run
 
 
-def _lenet_source(quick: bool, workdir: Path):
+def _trained_source(model: str, run_dir: Path, quick: bool, workdir: Path):
+    """`run_dir` (e.g. `make train`'s run) when it holds a model, else `model` trained here with
+    the default recipe (1 epoch with `quick`): a 2-epoch model has small logit margins, so int8
+    rounding flips more of its top-1 decisions."""
     from export.source import load_source
     from training import train
 
-    if (LENET_RUN / "model.keras").is_file() and not quick:
-        return load_source(LENET_RUN), "trained run " + str(LENET_RUN)
-    # The default recipe (15 epochs, AdamW, label smoothing): a 2-epoch model has small logit
-    # margins, so int8 rounding flips more of its top-1 decisions.
-    run = workdir / "lenet5_modern-fashion_mnist"
+    if (run_dir / "model.keras").is_file() and not quick:
+        return load_source(run_dir), "trained run " + str(run_dir)
+    run = workdir / f"{model}-fashion_mnist"
     options = dict(epochs=1) if quick else {}
     train(
-        model="lenet5_modern",
+        model=model,
         dataset="fashion_mnist",
         run_dir=str(run),
         verbose=0,
@@ -148,28 +150,6 @@ def _rows(model_label: str, result, note: str) -> list[dict]:
 _PROFILE: list[dict] = []
 _CALIBRATION: list[dict] = []
 _TFLM: list[dict] = []
-FAITHFUL_RUN = Path("runs/lenet5-fashion_mnist")
-
-
-def _faithful_source(quick: bool, workdir: Path):
-    """LeNet-5 as in the paper (tanh, average pooling): `make train`'s run, else trained here."""
-    from export.source import load_source
-    from training import train
-
-    if (FAITHFUL_RUN / "model.keras").is_file() and not quick:
-        return load_source(FAITHFUL_RUN), "trained run " + str(FAITHFUL_RUN)
-    run = workdir / "lenet5-fashion_mnist"
-    options = dict(epochs=1) if quick else {}
-    train(
-        model="lenet5",
-        dataset="fashion_mnist",
-        run_dir=str(run),
-        verbose=0,
-        tensorboard=False,
-        preview=False,
-        **options,
-    )
-    return load_source(run), "trained here, " + ("1 epoch" if quick else "default recipe")
 
 
 def tflm_rows(sources, quick: bool, workdir: Path) -> list[dict]:
@@ -358,7 +338,7 @@ def run(quick: bool = False) -> list[dict]:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="convzoo-bench-export-") as tmp:
         workdir = Path(tmp)
-        source, note = _lenet_source(quick, workdir)
+        source, note = _trained_source("lenet5_modern", LENET_RUN, quick, workdir)
         options = ExportOptions(
             formats=resolve_formats(
                 "tflite_fp32,tflite_fp16,tflite_int8,tflite_int8_s2d,onnx_fp32,onnx_int8"
@@ -399,7 +379,8 @@ def run(quick: bool = False) -> list[dict]:
         _CALIBRATION.extend(_calibration_sweep(source, quick))
 
         _TFLM.clear()
-        sources = {"lenet5": _faithful_source(quick, workdir), "lenet5_modern": (source, note)}
+        faithful = _trained_source("lenet5", FAITHFUL_RUN, quick, workdir)
+        sources = {"lenet5": faithful, "lenet5_modern": (source, note)}
         _TFLM.extend(tflm_rows(sources, quick, workdir))
 
         alexnet = _alexnet_source(workdir)

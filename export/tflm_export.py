@@ -40,7 +40,7 @@ from export.tflm_fit import (
 )
 from export.tflm_plan import plan_in_place
 from export.tflm_runtime import ArenaMeasurement, TflmRunner, check_tflm_ops, measure_arena
-from export.verify import FileReport, Reference, _break_ties_by, _mse_psnr, check_tolerance
+from export.verify import FileReport, Reference, check_tolerance, score_outputs
 
 BUNDLE_DIR = "tflm"
 
@@ -150,23 +150,6 @@ def litert_int8_outputs(content: bytes, x_int8: np.ndarray, reference_kernels: b
     return np.concatenate(outputs)
 
 
-def _score(report: FileReport, outputs: np.ndarray, reference: Reference) -> None:
-    """Fills accuracy/agreement (classifiers) or MSE/PSNR (reconstruction) and max abs diff."""
-    scale = 1.0 if reference.task == "classification" else reference.peak
-    report.max_abs_diff = float(np.max(np.abs(outputs - reference.outputs)) / scale)
-    if reference.task == "classification":
-        predicted = outputs.argmax(-1)
-        report.accuracy = float(np.mean(predicted == reference.y) * 100.0)
-        report.accuracy_drop_pp = reference.accuracy - report.accuracy
-        keras_top1 = reference.outputs.argmax(-1)
-        report.agreement = float(np.mean(predicted == keras_top1) * 100.0)
-        tied = _break_ties_by(outputs, reference.outputs) == keras_top1
-        report.notes["agreement_ties_by_keras"] = float(np.mean(tied) * 100.0)
-    else:
-        report.mse, report.psnr = _mse_psnr(outputs, reference.target(), reference.peak)
-        report.psnr_drop_db = reference.psnr - report.psnr
-
-
 def verify_tflm(
     prepared: PreparedTflm, fmt: ExportFormat, reference: Reference, latency_runs: int = 200
 ) -> FileReport:
@@ -189,7 +172,7 @@ def verify_tflm(
     runner = TflmRunner(spec.model, arena_size=spec.arena_bytes)
     x_int8 = runner.quantize(reference.x)
     y_tflm = np.concatenate([runner.invoke_int8(image[None]) for image in x_int8])
-    _score(report, runner.dequantize(y_tflm).reshape(reference.outputs.shape), reference)
+    score_outputs(report, runner.dequantize(y_tflm).reshape(reference.outputs.shape), reference)
     for key, reference_kernels in (("", False), ("_reference", True)):
         y_litert = litert_int8_outputs(spec.model, x_int8, reference_kernels).astype(np.int32)
         report.notes[f"tflm_differing_vs_litert{key}"] = int(np.sum(y_litert != y_tflm))

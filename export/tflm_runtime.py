@@ -24,7 +24,6 @@ import os
 import re
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -142,15 +141,10 @@ class TflmRunner:
 
     def latency_us(self, image: np.ndarray, runs: int = 200, warmup: int = 10) -> float:
         """Median wall time of one `invoke()` on this host (reference kernels), microseconds."""
+        from export.verify import median_call_us
+
         self.interpreter.set_input(self.quantize(image[None]), 0)
-        for _ in range(warmup):
-            self.interpreter.invoke()
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self.interpreter.invoke()
-            times.append(time.perf_counter() - start)
-        return float(np.median(times) * 1e6)
+        return median_call_us(self.interpreter.invoke, runs, warmup)
 
 
 def _version() -> str:

@@ -40,6 +40,18 @@ FLOAT_DTYPES = (np.float32, np.float16, np.float64)
 QUANTIZE_BOUNDARY_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
 
 
+def median_call_us(call, runs: int = 200, warmup: int = 20) -> float:
+    """Median wall time of `call()` in microseconds, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e6)
+
+
 @dataclasses.dataclass
 class Reference:
     """The Keras model's outputs on the test images, the yardstick of every file."""
@@ -140,14 +152,7 @@ class TFLiteRunner:
     def latency_us(self, image: np.ndarray, runs: int = 200, warmup: int = 20) -> float:
         """Median wall time of one `invoke()` at batch 1, in microseconds."""
         self.interpreter.set_tensor(self.input["index"], self._quantize(image[None]))
-        for _ in range(warmup):
-            self.interpreter.invoke()
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self.interpreter.invoke()
-            times.append(time.perf_counter() - start)
-        return float(np.median(times) * 1e6)
+        return median_call_us(self.interpreter.invoke, runs, warmup)
 
     def latency_builtin_us(self, image: np.ndarray, runs: int = 200, warmup: int = 20) -> float:
         """`latency_us` with LiteRT's built-in kernels only (no default XNNPACK delegate).
@@ -229,14 +234,7 @@ class OnnxRunner:
 
     def latency_us(self, image: np.ndarray, runs: int = 200, warmup: int = 20) -> float:
         feed = {self.input_name: np.ascontiguousarray(image[None], dtype=np.float32)}
-        for _ in range(warmup):
-            self.session.run(None, feed)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self.session.run(None, feed)
-            times.append(time.perf_counter() - start)
-        return float(np.median(times) * 1e6)
+        return median_call_us(lambda: self.session.run(None, feed), runs, warmup)
 
     def op_names(self) -> list[str]:
         import onnx
@@ -333,6 +331,18 @@ def verify_file(
         report.failure = f"{fmt.runtime} could not run {path.name}: {type(error).__name__}: {first}"
         return report
     outputs = outputs.reshape(reference.outputs.shape)
+    score_outputs(report, outputs, reference)
+    failures = check_tolerance(report, fmt, reference.task)
+    if failures:
+        report.passed, report.status = False, "failed"
+        report.failure = f"{fmt.name}: " + "; ".join(failures)
+    return report
+
+
+def score_outputs(report: FileReport, outputs: np.ndarray, reference: Reference) -> None:
+    """Fills `report` with how `outputs` (shaped like the reference's) score against Keras:
+    accuracy, its drop and top-1 agreement (with tie counts) for classifiers, MSE/PSNR and its
+    drop for reconstruction models, and the max abs difference."""
     # Reconstruction outputs are images (on [0, 255] or [0, 1]): the difference is measured
     # as a fraction of the output range, so the same bounds hold for both scales.
     scale = 1.0 if reference.task == "classification" else reference.peak
@@ -354,11 +364,6 @@ def verify_file(
     else:
         report.mse, report.psnr = _mse_psnr(outputs, reference.target(), reference.peak)
         report.psnr_drop_db = reference.psnr - report.psnr
-    failures = check_tolerance(report, fmt, reference.task)
-    if failures:
-        report.passed, report.status = False, "failed"
-        report.failure = f"{fmt.name}: " + "; ".join(failures)
-    return report
 
 
 def _break_ties_by(outputs: np.ndarray, reference: np.ndarray) -> np.ndarray:

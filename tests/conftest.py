@@ -6,8 +6,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from hypothesis import HealthCheck, settings
+
+import layers  # noqa: F401  (imports TensorFlow, first and without its native start-up logs)
 
 settings.register_profile(
     "convzoo",
@@ -23,6 +24,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "convzoo"))
 
 @pytest.fixture(autouse=True)
 def _seed():
+    import tensorflow as tf
+
     np.random.seed(0)
     tf.random.set_seed(0)
     yield
