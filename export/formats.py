@@ -33,6 +33,9 @@ class Tolerance:
     Args:
         max_abs_diff: largest allowed `max |y_file - y_keras|` over the test outputs (float
             formats), or None for no such bound.
+        max_rel_diff: largest allowed `max |y_file - y_keras| / max |y_keras|` over the test
+            outputs, or None: a bound on rounding that scales with the outputs' size (float16
+            weights round each weight to 2**-11 of its size, whatever the logits' scale).
         max_accuracy_drop_pp: largest allowed drop of test accuracy in percentage points
             (classifiers, quantized formats), or None.
         max_psnr_drop_db: largest allowed PSNR drop in dB (reconstruction models, quantized
@@ -40,6 +43,7 @@ class Tolerance:
     """
 
     max_abs_diff: float | None = None
+    max_rel_diff: float | None = None
     max_accuracy_drop_pp: float | None = None
     max_psnr_drop_db: float | None = None
 
@@ -48,6 +52,8 @@ class Tolerance:
         parts = []
         if self.max_abs_diff is not None:
             parts.append(f"max abs diff <= {self.max_abs_diff:g}")
+        if self.max_rel_diff is not None:
+            parts.append(f"max diff <= {self.max_rel_diff:g} x max |keras output|")
         if self.max_accuracy_drop_pp is not None and task != "reconstruction":
             parts.append(f"accuracy drop <= {self.max_accuracy_drop_pp:g} pp")
         if self.max_psnr_drop_db is not None and task != "classification":
@@ -56,7 +62,9 @@ class Tolerance:
 
 
 FLOAT32_TOLERANCE = Tolerance(max_abs_diff=1e-4)
-FLOAT16_TOLERANCE = Tolerance(max_abs_diff=1e-2)
+# Four times float16's unit roundoff (2**-11), relative to the outputs' size: an absolute bound
+# failed or passed the same file depending on the trained logits' scale.
+FLOAT16_TOLERANCE = Tolerance(max_rel_diff=2e-3)
 INT_TOLERANCE = Tolerance(max_accuracy_drop_pp=1.0, max_psnr_drop_db=1.0)
 
 

@@ -346,7 +346,10 @@ def score_outputs(report: FileReport, outputs: np.ndarray, reference: Reference)
     # Reconstruction outputs are images (on [0, 255] or [0, 1]): the difference is measured
     # as a fraction of the output range, so the same bounds hold for both scales.
     scale = 1.0 if reference.task == "classification" else reference.peak
-    report.max_abs_diff = float(np.max(np.abs(outputs - reference.outputs)) / scale)
+    difference = float(np.max(np.abs(outputs - reference.outputs)))
+    report.max_abs_diff = difference / scale
+    size = float(np.max(np.abs(reference.outputs)))
+    report.notes["max_rel_diff"] = difference / size if size > 0 else difference
     if reference.task == "classification":
         predicted = outputs.argmax(-1)
         report.accuracy = float(np.mean(predicted == reference.y) * 100.0)
@@ -380,6 +383,11 @@ def check_tolerance(report: FileReport, fmt: ExportFormat, task: str) -> list[st
         failures.append("outputs are not finite")
     if tolerance.max_abs_diff is not None and report.max_abs_diff > tolerance.max_abs_diff:
         failures.append(f"max abs diff {report.max_abs_diff:.3g} > {tolerance.max_abs_diff:g}")
+    relative = report.notes.get("max_rel_diff")
+    if tolerance.max_rel_diff is not None and not relative <= tolerance.max_rel_diff:
+        failures.append(
+            f"max diff {relative:.3g} x max |keras output| > {tolerance.max_rel_diff:g}"
+        )
     if (
         task == "classification"
         and tolerance.max_accuracy_drop_pp is not None
