@@ -255,11 +255,11 @@ def export_model(
     class_names = source.class_names or data.class_names
     model = source.model
     notes = _prune(source, model, data, options, qat_epochs)
+    metadata = app_metadata(source, class_names)
     tflm_prepared, tflm_skipped = _prepare_tflm(
-        source, model, data, class_names, formats, options, tflm_skipped
+        source, model, data, metadata, formats, options, tflm_skipped
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    metadata = app_metadata(source, class_names)
     atomic_write_text(out_dir / METADATA_FILE, json.dumps(metadata, indent=2))
     if class_names:
         atomic_write_text(out_dir / LABELS_FILE, "\n".join(class_names))
@@ -493,17 +493,16 @@ def _refuse_unfit_tflm(source, formats, options):
     return formats, None
 
 
-def _prepare_tflm(source, model, data, class_names, formats, options, skipped):
+def _prepare_tflm(source, model, data, metadata, formats, options, skipped):
     """Builds the tflm bundle in memory and runs it in TFLM before any file is written."""
     if not any(f.runtime == TFLM for f in formats):
         return None, skipped
     from export.tflm_export import prepare_tflm
 
     _log(options, "tflm: converting (int8 I/O) and measuring the arena in TFLite Micro")
-    metadata = app_metadata(source, class_names)
     try:
         prepared = prepare_tflm(
-            source, model, data, class_names, metadata, progress=options.progress
+            source, model, data, metadata["class_names"], metadata, progress=options.progress
         )
     except ValueError as error:
         if not options.tflm_optional:

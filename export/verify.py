@@ -332,10 +332,7 @@ def verify_file(
         return report
     outputs = outputs.reshape(reference.outputs.shape)
     score_outputs(report, outputs, reference)
-    failures = check_tolerance(report, fmt, reference.task)
-    if failures:
-        report.passed, report.status = False, "failed"
-        report.failure = f"{fmt.name}: " + "; ".join(failures)
+    apply_tolerance(report, fmt, reference.task)
     return report
 
 
@@ -374,6 +371,15 @@ def _break_ties_by(outputs: np.ndarray, reference: np.ndarray) -> np.ndarray:
     among the tied classes (for reporting only: `agreement` counts ties as np.argmax does)."""
     tied = outputs == outputs.max(axis=-1, keepdims=True)
     return np.where(tied, reference, -np.inf).argmax(-1)
+
+
+def apply_tolerance(report: FileReport, fmt: ExportFormat, task: str) -> None:
+    """Marks `report` failed, naming the format and each broken bound, when it breaks
+    `fmt.tolerance`."""
+    failures = check_tolerance(report, fmt, task)
+    if failures:
+        report.passed, report.status = False, "failed"
+        report.failure = f"{fmt.name}: " + "; ".join(failures)
 
 
 def check_tolerance(report: FileReport, fmt: ExportFormat, task: str) -> list[str]:
