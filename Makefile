@@ -7,7 +7,7 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 RUN ?= runs/lenet5-fashion_mnist
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup data web-deps cxx test test-fast lint pytest pytest-tf-keras train bench clean
+.PHONY: setup data web-deps cxx test test-fast lint pytest pytest-tf-keras train weights bench clean
 
 setup: $(STAMP)
 
@@ -93,6 +93,11 @@ test-fast: setup data
 train: setup data web-deps
 	$(PY) -m training --model lenet5 --dataset fashion_mnist --run-dir $(RUN)
 	$(PY) -m export $(RUN)
+
+# Retrains the weights the zoo ships (zoo/weights/) with each model's defaults, reproducibly
+# (--deterministic, float32), and rewrites their manifests; commit the result.
+weights: setup data
+	$(PY) -m training.ship_weights
 
 bench: setup data
 	$(PY) -m benchmarks

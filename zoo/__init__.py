@@ -7,6 +7,7 @@ first layer, and is built by name:
 >>> list_models()
 ['alexnet', 'alexnet_bn', 'alexnet_single_tower', 'conv_autoencoder', 'lenet5', 'lenet5_modern']
 >>> model = create_model("lenet5", num_classes=10)
+>>> trained = create_model("lenet5_modern", pretrained="fashion_mnist")  # shipped weights
 """
 
 import importlib
@@ -17,9 +18,11 @@ __all__ = [
     "get_model_info",
     "layer_stats",
     "list_models",
+    "list_pretrained",
     "plot_model",
     "register_model",
     "summary",
+    "weights_manifest",
 ]
 
 # Where each public name lives (no submodule shares a public name, so importing one never
@@ -31,6 +34,8 @@ _HOMES = {
     "get_model_info": "zoo.registry",
     "list_models": "zoo.registry",
     "register_model": "zoo.registry",
+    "list_pretrained": "zoo.pretrained",
+    "weights_manifest": "zoo.pretrained",
     "layer_stats": "zoo.model_summary",
     "plot_model": "zoo.model_summary",
     "summary": "zoo.model_summary",

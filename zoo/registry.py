@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -148,9 +149,16 @@ def register_model(
     return decorator
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Sorted names of the registered models matching a shell-style `pattern`."""
-    return sorted(name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern))
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Sorted names of the registered models matching a shell-style `pattern`; with
+    `pretrained=True`, only those the package ships trained weights for (as timm's)."""
+    names = sorted(name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern))
+    if pretrained:
+        from zoo.pretrained import list_pretrained
+
+        trained = {tag.partition(":")[0] for tag in list_pretrained(pattern)}
+        names = [name for name in names if name in trained]
+    return names
 
 
 def get_model_info(name: str) -> ModelInfo:
@@ -167,15 +175,21 @@ def create_model(
     name: str,
     num_classes: int | None = None,
     input_shape: Sequence[int] | None = None,
+    pretrained: bool | str | os.PathLike = False,
     **overrides,
 ) -> tf.keras.Model:
-    """Builds the registered model `name`.
+    """Builds the registered model `name`, optionally with trained weights.
 
     Args:
         name: a name from `list_models()`.
-        num_classes: number of classes; the model's default when None. Ignored for
-            reconstruction models except that it must still be a positive integer if given.
-        input_shape: per-example `(H, W, C)`; the model's default when None.
+        num_classes: number of classes; the model's (or the weights') default when None.
+            Ignored for reconstruction models except that it must still be a positive
+            integer if given.
+        input_shape: per-example `(H, W, C)`; the model's (or the weights') default when None.
+        pretrained: False for random weights; True for the model's default shipped weights;
+            a data set name (`"fashion_mnist"`, see `list_pretrained()`) for the weights
+            trained on it, whose builder options and normalization come with them; or a path
+            to your own `.weights.h5`, `.keras` or `.npz` file.
         **overrides: builder-specific keyword arguments (e.g. `dropout_rate=0.3`); the
             normalization can be overridden with `mean=` and `std=`.
 
@@ -183,19 +197,37 @@ def create_model(
         An uncompiled `tf.keras.Model` taking raw pixels in [0, 255].
 
     Raises:
-        ValueError: unknown name, `num_classes < 1`, malformed `input_shape`, or an input
-            the architecture cannot process (the message names the minimum).
+        ValueError: unknown name, `num_classes < 1`, malformed `input_shape`, an input
+            the architecture cannot process (the message names the minimum), no such
+            pretrained weights (the message lists what exists), a corrupt weights file, or
+            weights that do not fit the requested `num_classes`/`input_shape`.
+        FileNotFoundError: a `pretrained` path, or a shipped weights file, that is missing.
     """
     info = get_model_info(name)
+    weights_path, manifest = None, None
+    if pretrained is not False and pretrained is not None:
+        from zoo.pretrained import build_options, resolve_pretrained
+
+        weights_path, manifest = resolve_pretrained(name, pretrained)
+    if manifest is not None:
+        trained_classes, input_shape, overrides = build_options(
+            manifest, num_classes, input_shape, overrides
+        )
+        num_classes = num_classes if info.task != "classification" else trained_classes
     num_classes = info.num_classes if num_classes is None else num_classes
     input_shape = info.input_shape if input_shape is None else input_shape
     overrides.setdefault("mean", info.mean)
     overrides.setdefault("std", info.std)
-    return info.builder(
+    model = info.builder(
         input_shape=_check_input_shape(input_shape, name),
         num_classes=_check_num_classes(num_classes, name),
         **overrides,
     )
+    if weights_path is not None:
+        from zoo.pretrained import load_weights_into
+
+        load_weights_into(model, weights_path)
+    return model
 
 
 def normalization_layer(
