@@ -9,6 +9,7 @@ Example:
 
     python -m export runs/lenet5-fashion_mnist
     python -m export runs/lenet5-fashion_mnist --formats tflite_int8 --io int8
+    python -m export lenet5_modern:fashion_mnist      # the zoo's shipped weights
     python -m export model.keras --dataset fashion_mnist --formats all --qat-epochs 1
 """
 
@@ -31,7 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"formats:\n{rows}\n\ndefault: {','.join(DEFAULT_FORMATS)}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("path", help="a run directory (config.json + model.keras) or a .keras file")
+    parser.add_argument(
+        "path",
+        help="a run directory (run.json + model.keras), a .keras file, or the zoo's shipped "
+        "weights as MODEL:DATASET (e.g. lenet5_modern:fashion_mnist; python -m zoo lists them)",
+    )
     parser.add_argument(
         "--formats",
         default=None,

@@ -329,6 +329,7 @@ def _context(job: _Job, formats) -> dict[str, Any]:
         "name": job.source.name,
         "model_file": str(job.source.model_path),
         "model": job.source.model_name,
+        "weights": job.source.origin,
         "dataset": job.data.dataset or options.dataset or job.source.dataset,
         "task": job.source.task,
         "test_samples": len(job.data.x_test),

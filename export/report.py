@@ -96,6 +96,7 @@ def write_report(
     for key in (
         "model_file",
         "model",
+        "weights",
         "dataset",
         "task",
         "test_samples",

@@ -1,16 +1,19 @@
 """What an export starts from: a saved Keras model and what its training run recorded.
 
 `load_source(path)` accepts a run directory written by `python -m training` (`run.json` +
-`model.keras`; older directories with only `config.json` are migrated) or a bare `.keras`
-file, loads the model in the default (Keras 3) world and takes what the exported files must
-carry from the run record (`training.record`): input shape, normalization, task, class names
-and the data set to calibrate and verify on.
+`model.keras`; older directories with only `config.json` are migrated), a bare `.keras`
+file, or the zoo's shipped weights as `MODEL:DATASET` (`lenet5_modern:fashion_mnist`, see
+`zoo.list_pretrained()`), loads the model in the default (Keras 3) world and takes what the
+exported files must carry from the run record (`training.record`): input shape,
+normalization, task, class names and the data set to calibrate and verify on.
 
 Example:
 
 >>> source = load_source("runs/lenet5-fashion_mnist")
 >>> source.name, source.input_shape, source.task
-('lenet5-fashion_mnist', (32, 32, 1), 'classification')
+('lenet5-fashion_mnist', (28, 28, 1), 'classification')
+>>> load_source("lenet5_modern:fashion_mnist").name
+'lenet5_modern-fashion_mnist'
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from training.record import RunRecord, read_run_record
+from training.atomic import atomic_write_directory, atomic_write_json
+from training.record import RECORD_FILE, RunRecord, read_run_record
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -48,6 +53,8 @@ class ModelSource:
         class_names: label names, when known (filled in from the data set otherwise).
         mean, std: the per-channel normalization the model applies inside, on [0, 1] pixels.
         record: the run's `training.record.RunRecord` (None for a bare model file).
+        origin: where the weights come from when not from a run of this machine (the zoo's
+            shipped weights: tag, SHA-256, commit).
     """
 
     name: str
@@ -63,6 +70,7 @@ class ModelSource:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     record: RunRecord | None = None
+    origin: str | None = None
 
     @property
     def num_outputs(self) -> int:
@@ -104,17 +112,83 @@ def _infer_task(model: tf.keras.Model, input_shape: tuple[int, ...]) -> str:
     return "reconstruction" if output_shape == tuple(input_shape) else "classification"
 
 
+PRETRAINED_SPEC = re.compile(r"^(?P<model>[A-Za-z0-9_]+):(?P<dataset>[A-Za-z0-9_]+)$")
+
+
+def pretrained_cache_dir() -> Path:
+    """Where shipped weights become run directories: `$CONVZOO_CACHE`, else the user cache."""
+    root = os.environ.get("CONVZOO_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "convzoo"
+    )
+    return Path(root) / "pretrained"
+
+
+def _write_pretrained_run(model_name: str, dataset: str, manifest: dict, directory: Path):
+    from zoo import create_model
+
+    def fill(tmp: Path) -> None:
+        create_model(model_name, pretrained=dataset).save(tmp / MODEL_FILE)
+        atomic_write_json(tmp / RECORD_FILE, manifest["run"])
+
+    atomic_write_directory(directory, fill)
+
+
+def load_pretrained_source(spec: str) -> ModelSource:
+    """The zoo's shipped weights `MODEL:DATASET` as a source, like a run directory.
+
+    The weights (SHA-256 checked) are built into a run directory once, in
+    `pretrained_cache_dir()`, with the run record their manifest carries; the export then
+    reads it as it reads any run directory.
+
+    Raises:
+        ValueError: no such shipped weights (the message lists what exists).
+    """
+    from zoo import weights_manifest
+
+    match = PRETRAINED_SPEC.match(spec)
+    if match is None:
+        raise ValueError(f"{spec!r} is not MODEL:DATASET (e.g. lenet5_modern:fashion_mnist)")
+    model_name, dataset = match["model"], match["dataset"]
+    manifest = weights_manifest(model_name, dataset)
+    digest = manifest["weights"]["sha256"][:12]
+    directory = pretrained_cache_dir() / f"{model_name}-{dataset}-{digest}"
+    if not ((directory / MODEL_FILE).is_file() and (directory / RECORD_FILE).is_file()):
+        _write_pretrained_run(model_name, dataset, manifest, directory)
+    trained = manifest["trained"]
+    origin = (
+        f"the zoo's {model_name}:{dataset} (sha256 {digest}..., trained at commit "
+        f"{trained['commit'][:10]} by `{trained['command']}`)"
+    )
+    return dataclasses.replace(
+        load_source(directory), name=f"{model_name}-{dataset}", origin=origin
+    )
+
+
+def _is_pretrained_spec(path: str | os.PathLike) -> bool:
+    match = PRETRAINED_SPEC.match(str(path))
+    if match is None or Path(path).exists():
+        return False
+    from zoo import list_models
+
+    return match["model"] in list_models()
+
+
 def load_source(path: str | os.PathLike) -> ModelSource:
-    """Loads a run directory (`run.json` or `config.json`, + `model.keras`) or a `.keras` file.
+    """Loads a run directory (`run.json` or `config.json`, + `model.keras`), a `.keras` file,
+    or shipped weights named `MODEL:DATASET`.
 
     Raises:
         FileNotFoundError: nothing at `path`, or a run directory without `model.keras`.
-        ValueError: `path` is neither a run directory nor a `.keras` file, or is corrupt.
+        ValueError: `path` is neither a run directory nor a `.keras` file, or is corrupt, or
+            names shipped weights that do not exist.
     """
+    if _is_pretrained_spec(path):
+        return load_pretrained_source(str(path))
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(
-            f"{path} does not exist; expected a run directory (with {MODEL_FILE}) or a .keras file"
+            f"{path} does not exist; expected a run directory (with {MODEL_FILE}), a .keras "
+            "file, or shipped weights as MODEL:DATASET (python -m zoo lists them)"
         )
     if path.is_dir():
         model_path, run_dir, name = path / MODEL_FILE, path, path.resolve().name

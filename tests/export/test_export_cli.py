@@ -224,3 +224,33 @@ def test_options_are_taken_where_a_chosen_format_takes_them():
         ExportOptions(formats=resolve_formats("web"), calibration_samples=10),
     ):
         check_options_apply(plan_formats(options), options)
+
+
+def test_shipped_weights_export_straight_from_the_zoo(capsys, tmp_path, monkeypatch):
+    """`python -m export MODEL:DATASET`: no training, the manifest's figures, the run's data."""
+    from zoo import weights_manifest
+
+    monkeypatch.setenv("CONVZOO_CACHE", str(tmp_path / "cache"))
+    argv = ["lenet5_modern:fashion_mnist", "--formats", "tflite_fp32,onnx_fp32"]
+    argv += ["--out", tmp_path / "out", "--latency-runs", "3", "--quiet"]
+    code = main([str(a) for a in argv])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    manifest = weights_manifest("lenet5_modern", "fashion_mnist")
+    keras_accuracy = report["keras"]["accuracy"] / 100
+    assert abs(keras_accuracy - manifest["run"]["metrics"]["test_accuracy"]) <= 0.0005
+    assert {f["format"] for f in report["files"]} == {"tflite_fp32", "onnx_fp32"}
+    assert all(f["agreement"] == 100.0 for f in report["files"])
+    assert (tmp_path / "out" / "lenet5_modern-fashion_mnist_fp32.tflite").is_file()
+    assert manifest["weights"]["sha256"][:12] in report["context"]["weights"]
+
+
+@pytest.mark.parametrize(
+    "spec, needle",
+    [("alexnet:fashion_mnist", "no pretrained weights"), ("lenet5:mnist", "fashion_mnist")],
+)
+def test_shipped_weights_that_do_not_exist_exit_2(capsys, tmp_path, spec, needle):
+    code, err = _run(capsys, spec, "--out", tmp_path / "out")
+    assert code == 2
+    _assert_one_line_error(err, needle)
+    assert not (tmp_path / "out").exists()
