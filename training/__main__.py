@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     for f in fields():
+        if f.metadata.get("cli") is False:
+            continue
         flag = "--" + f.name.replace("_", "-")
         kwargs = {k: v for k, v in f.metadata.items() if k != "help"}
         default = f.default
@@ -40,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         metavar="RUN_DIR",
         default=argparse.SUPPRESS,
-        help="continue the run in RUN_DIR with its stored configuration (default: none)",
+        help="continue the run in RUN_DIR with its stored configuration; with --epochs N, "
+        "lengthen it (a finished one too) to N epochs (default: none)",
     )
     parser.add_argument(
         "--overwrite",
@@ -69,10 +72,11 @@ def main(argv: list[str] | None = None) -> int:
             check_keys(options, f"--config {config_path}")
         options.update(args)
         if resume is not None:
-            semantic = sorted(k for k in args if k not in ("verbose",))
+            semantic = sorted(k for k in args if k not in ("verbose", "epochs"))
             if semantic or config_path:
                 raise ValueError(
-                    f"--resume {resume} continues the stored configuration; drop "
+                    f"--resume {resume} continues the stored configuration (only --epochs may "
+                    f"lengthen it); drop "
                     f"{['--' + k.replace('_', '-') for k in semantic] or ['--config']}"
                 )
         import layers  # noqa: F401  (first: imports TensorFlow without its native start-up logs)
@@ -82,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=overwrite,
             resume=resume,
             **(
-                {"verbose": options["verbose"]}
-                if resume is not None and "verbose" in options
+                {k: options[k] for k in ("verbose", "epochs") if k in options}
+                if resume is not None
                 else {}
             ),
             **({} if resume is not None else options),

@@ -90,6 +90,12 @@ class TrainConfig:
     input_shape: str | None = _opt(
         None, "build the model for this H,W,C instead of its default (e.g. 28,28,1)"
     )
+    weights: str | None = _opt(
+        None,
+        "fine-tune: start from these weights (a run directory, a .keras/.npz/.weights.h5 file, "
+        "or the zoo's MODEL:DATASET such as lenet5:fashion_mnist); a classifier head of "
+        "another size (another number of classes) starts fresh",
+    )
     mixed_precision: str = _opt(
         "auto",
         "mixed-precision policy (auto: bfloat16/float16 where the CPU, GPU or TPU computes it "
@@ -134,6 +140,9 @@ class TrainConfig:
     verbose: int = _opt(
         1, "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch", type=int
     )
+    # Not a flag: each `--resume RUN --epochs N` that lengthened the run, as
+    # {"from_epochs", "to_epochs"} (the schedule was recomputed for the new total then).
+    extended: list | None = field(default=None, metadata={"help": "", "cli": False})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

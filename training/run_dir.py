@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from training import artifacts
+from training.atomic import atomic_write_json
 from training.config import NON_SEMANTIC
 
-__all__ = ["RunDirError", "prepare_run_dir", "repair_backup"]
+__all__ = ["RunDirError", "lengthen_run", "prepare_run_dir", "repair_backup"]
 
 
 class RunDirError(ValueError):
@@ -95,6 +96,24 @@ def prepare_run_dir(run_dir: Path, config: dict[str, Any], overwrite: bool) -> s
     if metrics_path.is_file():
         return "finished"
     return "resume"
+
+
+def lengthen_run(run_dir: Path, config: dict[str, Any]) -> None:
+    """Lets `run_dir` continue to `config["epochs"]`, more than it was configured for.
+
+    `config` is the stored configuration with a greater `epochs` and the extension appended to
+    `extended`; anything else that differs is refused. `config.json` takes it, and
+    `metrics.json` (the mark of a finished run) goes: the run is unfinished again, and
+    resuming it continues the extension. `run.json`, `history.csv` and `model.keras` stay.
+    """
+    stored = json.loads((run_dir / "config.json").read_text())
+    if stored.get("epochs") == config["epochs"]:
+        return
+    changed = {k for k in set(stored) | set(config) if stored.get(k) != config.get(k)}
+    if not changed <= {"epochs", "extended", *NON_SEMANTIC}:
+        raise RunDirError(f"--resume {run_dir}: cannot lengthen a run and change {sorted(changed)}")
+    atomic_write_json(run_dir / "config.json", config)
+    (run_dir / "metrics.json").unlink(missing_ok=True)
 
 
 def repair_backup(backup_dir: Path) -> None:

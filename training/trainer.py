@@ -20,6 +20,7 @@ import dataclasses
 import importlib.util
 import json
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -55,7 +56,7 @@ from training.record import (
     validation_digest,
     write_run_record,
 )
-from training.run_dir import RunDirError, prepare_run_dir, repair_backup
+from training.run_dir import RunDirError, lengthen_run, prepare_run_dir, repair_backup
 from training.strategy import is_chief, make_strategy, strategy_name
 
 __all__ = ["RunDirError", "TrainResult", "summary", "train"]
@@ -90,6 +91,8 @@ def _make_config(config: TrainConfig | dict | None, options: dict[str, Any]) -> 
         raise ValueError(f"config must be a TrainConfig or a dict, got {type(config).__name__}")
     merged = {**base, **options}
     check_keys(merged, "train()")
+    # Paths given as `pathlib.Path` are recorded in config.json as the strings the CLI takes.
+    merged = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in merged.items()}
     return TrainConfig(**merged)
 
 
@@ -138,6 +141,8 @@ def train(
     cfg = c.to_dict()
     chief = is_chief(strategy)
     write_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="convzoo-worker-"))
+    if chief and c.extended:
+        lengthen_run(write_dir, cfg)
     state = prepare_run_dir(write_dir, cfg, overwrite) if chief else "fresh"
     if not chief and (run_dir / "checkpoints").is_dir():
         # Workers restore from the chief's backup (a shared file system, as TF's multi-worker
@@ -165,24 +170,48 @@ def train(
 
 
 def _resolved_config(config, resume: str | None, options: dict[str, Any]) -> TrainConfig:
-    """The run's configuration: `resume`'s stored one, else `config` updated by `options`."""
+    """The run's configuration: `resume`'s stored one (lengthened by an `epochs` option),
+    else `config` updated by `options`."""
     verbose_override = options.pop("verbose", None)
     if resume is not None:
-        stored_path = Path(resume) / "config.json"
-        if not stored_path.is_file():
-            raise RunDirError(f"--resume {resume}: no config.json there; not a run directory")
-        try:
-            stored = json.loads(stored_path.read_text())
-        except ValueError as e:
-            raise RunDirError(f"--resume {resume}: config.json is unreadable ({e})") from e
-        check_keys(stored, str(stored_path))
-        c = TrainConfig(**stored)
-        c.run_dir = str(resume)
+        epochs = options.pop("epochs", None)
+        if options:
+            raise ValueError(
+                f"resume={resume!r} continues the stored configuration; only epochs (to lengthen "
+                f"it) and verbose may be given, got {sorted(options)}"
+            )
+        c = _lengthened(resolve_config(_stored_config(resume)), epochs)
     else:
         c = _make_config(config, options)
     if verbose_override is not None:
         c.verbose = verbose_override
     return resolve_config(c)
+
+
+def _lengthened(c: TrainConfig, epochs: int | None) -> TrainConfig:
+    """`c` lengthened to `epochs`, the extension recorded in `c.extended`."""
+    if epochs is None or epochs == c.epochs:
+        return c
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < c.epochs:
+        raise ValueError(
+            f"--epochs {epochs!r} with --resume {c.run_dir}: the run is configured for "
+            f"{c.epochs} epochs; a resumed run can only be lengthened (an integer > {c.epochs})"
+        )
+    extension = {"from_epochs": c.epochs, "to_epochs": epochs}
+    return dataclasses.replace(c, epochs=epochs, extended=[*(c.extended or []), extension])
+
+
+def _stored_config(resume: str) -> TrainConfig:
+    """The configuration stored in the run directory `resume`."""
+    stored_path = Path(resume) / "config.json"
+    if not stored_path.is_file():
+        raise RunDirError(f"--resume {resume}: no config.json there; not a run directory")
+    try:
+        stored = json.loads(stored_path.read_text())
+    except ValueError as e:
+        raise RunDirError(f"--resume {resume}: config.json is unreadable ({e})") from e
+    check_keys(stored, str(stored_path))
+    return dataclasses.replace(TrainConfig(**stored), run_dir=str(resume))
 
 
 def _model_info_and_checks(c: TrainConfig):
@@ -302,6 +331,8 @@ def _compiled_model(c: TrainConfig, info, data: ImageDataset, strategy, plan: _P
             c.sync_bn,
             bool(c.reparam),
         )
+        if c.weights:
+            _start_from_weights(model, c)
         smoothing = _label_smoothing(c, info)
         if info.task == "classification":
             loss = (
@@ -324,6 +355,16 @@ def _compiled_model(c: TrainConfig, info, data: ImageDataset, strategy, plan: _P
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         build_before_multiworker_fit(model, plan.val_ds, strategy)
     return model
+
+
+def _start_from_weights(model: tf.keras.Model, c: TrainConfig) -> None:
+    """Fine-tuning: loads `--weights` into the new model; a head of another size starts fresh."""
+    from zoo.pretrained import load_weights_into, weights_file
+
+    path = weights_file(c.weights)
+    replaced = load_weights_into(model, path, replace_head=True)
+    note = f"; new head ({', '.join(replaced)})" if replaced else ""
+    _say(f"Starting from the weights of {c.weights} ({path}){note}", c.verbose)
 
 
 def _export_twin(c: TrainConfig, info, data: ImageDataset, plan: _Plan):
@@ -367,6 +408,16 @@ def _callbacks(c: TrainConfig, run_dir: Path, recorder: RunRecorder, extra) -> l
     return callbacks + list(extra)
 
 
+def _lengthening_note(c: TrainConfig) -> str:
+    if not c.extended:
+        return ""
+    last = c.extended[-1]
+    return (
+        f"; lengthened from {last['from_epochs']} to {last['to_epochs']} epochs, the "
+        f"{c.schedule} schedule recomputed for {last['to_epochs']}"
+    )
+
+
 def _announce(c: TrainConfig, data: ImageDataset, plan: _Plan, strategy, run_dir, state) -> None:
     _say(
         f"Training {c.model} on {data.name}: {len(plan.x_train)} train / {len(plan.x_val)} "
@@ -375,7 +426,8 @@ def _announce(c: TrainConfig, data: ImageDataset, plan: _Plan, strategy, run_dir
         f"{plan.augment_level}, {c.optimizer} lr {c.learning_rate:g} ({c.schedule}), mixed "
         f"precision {c.mixed_precision}, xla {c.xla}, steps/execution "
         f"{plan.steps_per_execution}, run dir {run_dir}"
-        + (" (resuming)" if state == "resume" else ""),
+        + (" (resuming)" if state == "resume" else "")
+        + _lengthening_note(c),
         c.verbose,
     )
 

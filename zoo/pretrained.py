@@ -55,6 +55,7 @@ __all__ = [
     "npz_weights_bytes",
     "read_npz_weights",
     "resolve_pretrained",
+    "weights_file",
     "weights_manifest",
 ]
 
@@ -188,6 +189,33 @@ def resolve_pretrained(
     return shipped_weights_path(manifest), manifest
 
 
+def weights_file(source: str | os.PathLike) -> Path:
+    """The file a `--weights` source names: shipped `MODEL:DATASET` weights (SHA-256
+    checked), a run directory (its `model.keras`), or a `.keras`/`.npz`/`.weights.h5` file.
+
+    Raises:
+        ValueError: shipped weights that do not exist, or a file of another kind.
+        FileNotFoundError: nothing at that path.
+    """
+    text = str(source)
+    model, colon, dataset = text.partition(":")
+    if colon and not Path(text).exists() and model.isidentifier() and dataset.isidentifier():
+        return shipped_weights_path(weights_manifest(model, dataset))
+    path = Path(text)
+    if path.is_dir():
+        path = path / "model.keras"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"weights {text!r}: no such file or run directory (expected a run directory, a "
+            f"{', '.join(USER_WEIGHT_SUFFIXES)} file, or shipped weights MODEL:DATASET)"
+        )
+    if not path.name.endswith(USER_WEIGHT_SUFFIXES):
+        raise ValueError(
+            f"weights {text!r}: not a {', '.join(USER_WEIGHT_SUFFIXES)} file or a run directory"
+        )
+    return path
+
+
 def build_options(
     manifest: Mapping[str, Any],
     num_classes: int | None,
@@ -231,11 +259,8 @@ def _weight_keys(layer: tf.keras.layers.Layer) -> list[str]:
 
 def npz_weights_bytes(model: tf.keras.Model) -> bytes:
     """Every layer variable of `model` as `.npz` file content (keyed as the module says)."""
-    arrays = {}
-    for layer in model.layers:
-        arrays.update(zip(_weight_keys(layer), layer.get_weights(), strict=True))
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez_compressed(buffer, **_model_arrays(model))
     return buffer.getvalue()
 
 
@@ -248,7 +273,29 @@ def read_npz_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise ValueError(f"{path} is not a readable .npz weights file ({error})") from None
 
 
-def _load_arrays(model: tf.keras.Model, arrays: Mapping[str, np.ndarray], where: str) -> None:
+def _model_arrays(model: tf.keras.Model) -> dict[str, np.ndarray]:
+    arrays = {}
+    for layer in model.layers:
+        arrays.update(zip(_weight_keys(layer), layer.get_weights(), strict=True))
+    return arrays
+
+
+def _head(model: tf.keras.Model) -> tf.keras.layers.Layer | None:
+    """The last layer with weights: a classifier's head."""
+    return next((layer for layer in reversed(model.layers) if layer.weights), None)
+
+
+def _shape_mismatch(where: str, model, key: str, stored, variable) -> ValueError:
+    return ValueError(
+        f"{where} does not fit model {model.name!r}: {key} has shape {tuple(stored.shape)} in "
+        f"the file, {tuple(variable.shape)} in the model (a different num_classes or "
+        "input_shape?)"
+    )
+
+
+def _load_arrays(
+    model: tf.keras.Model, arrays: Mapping[str, np.ndarray], where: str, replace_head: bool
+) -> list[str]:
     expected = {key for layer in model.layers for key in _weight_keys(layer)}
     missing, unused = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
     if missing or unused:
@@ -256,36 +303,49 @@ def _load_arrays(model: tf.keras.Model, arrays: Mapping[str, np.ndarray], where:
             f"{where} does not fit model {model.name!r}: variables missing from the file "
             f"{missing[:4]}, variables the model lacks {unused[:4]}"
         )
+    head, replaced = _head(model) if replace_head else None, []
     for layer in model.layers:
-        keys = _weight_keys(layer)
-        for key, variable in zip(keys, layer.weights, strict=True):
-            if tuple(arrays[key].shape) != tuple(variable.shape):
-                raise ValueError(
-                    f"{where} does not fit model {model.name!r}: {key} has shape "
-                    f"{tuple(arrays[key].shape)} in the file, {tuple(variable.shape)} in the "
-                    "model (a different num_classes or input_shape?)"
-                )
+        pairs = list(zip(_weight_keys(layer), layer.weights, strict=True))
+        keys = [key for key, _ in pairs]
+        fits = [tuple(arrays[k].shape) == tuple(v.shape) for k, v in pairs]
+        if layer is head and not all(fits):
+            replaced = [f"{k}: {tuple(arrays[k].shape)} -> {tuple(v.shape)}" for k, v in pairs]
+            continue  # the new head keeps its fresh initialization
+        for key, variable, fit in zip(keys, layer.weights, fits, strict=True):
+            if not fit:
+                raise _shape_mismatch(where, model, key, arrays[key], variable)
         if keys:
             layer.set_weights([arrays[key] for key in keys])
+    return replaced
 
 
-def _load_keras_file(model: tf.keras.Model, path: Path) -> None:
+def _keras_file_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         source = tf.keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many kinds for a bad archive
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ValueError(f"{path} is not a loadable Keras model: {first}") from None
-    arrays = {}
-    for layer in source.layers:
-        arrays.update(zip(_weight_keys(layer), layer.get_weights(), strict=True))
-    _load_arrays(model, arrays, str(path))
+    return _model_arrays(source)
 
 
-def load_weights_into(model: tf.keras.Model, path: str | os.PathLike) -> None:
+def load_weights_into(
+    model: tf.keras.Model, path: str | os.PathLike, replace_head: bool = False
+) -> list[str]:
     """Loads a `.npz` (this module's layout), `.keras` or `.weights.h5` file into `model`.
 
     `.npz` and `.keras` files are matched by layer name and variable, and every shape is
-    checked; `.weights.h5` goes through Keras's own `load_weights`.
+    checked; `.weights.h5` goes through Keras's own `load_weights` (it matches layers by
+    position, so the architecture must be identical).
+
+    Args:
+        model: the built model to load into.
+        path: the weights file.
+        replace_head: fine-tuning: the model's last layer with weights (a classifier's head)
+            may differ in shape from the file's (another `num_classes`); it then keeps its
+            fresh initialization. `.npz` and `.keras` files only.
+
+    Returns:
+        The head's variables that were not loaded, as `"key: file shape -> model shape"`.
 
     Raises:
         ValueError: the file does not fit the model (naming the variable and both shapes) or
@@ -293,12 +353,13 @@ def load_weights_into(model: tf.keras.Model, path: str | os.PathLike) -> None:
     """
     path = Path(path)
     if path.name.endswith(".npz"):
-        _load_arrays(model, read_npz_weights(path), str(path))
-    elif path.suffix == ".keras":
-        _load_keras_file(model, path)
-    else:
-        try:
-            model.load_weights(path)
-        except Exception as error:  # Keras raises many kinds for a mismatch
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise ValueError(f"{path} does not fit model {model.name!r}: {first}") from None
+        return _load_arrays(model, read_npz_weights(path), str(path), replace_head)
+    if path.suffix == ".keras":
+        return _load_arrays(model, _keras_file_arrays(path), str(path), replace_head)
+    try:
+        model.load_weights(path)
+    except Exception as error:  # Keras raises many kinds for a mismatch
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        hint = "; to replace a head of another size, use a .keras or .npz file" * replace_head
+        raise ValueError(f"{path} does not fit model {model.name!r}: {first}{hint}") from None
+    return []
