@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from export.formats import FORMATS
+from export.recommend import recommendations
 from export.verify import FileReport, Reference
 from training.atomic import atomic_write_text
 
@@ -107,16 +108,8 @@ def write_report(
         if context.get(key) is not None:
             lines.append(f"- {key.replace('_', ' ')}: {context[key]}")
     lines += ["", table, ""]
-    lines.append(
-        "Latency: median per image at batch 1, one thread (LiteRT with its default "
-        "XNNPACK delegate; ONNX Runtime CPU); no-XNNPACK: LiteRT's built-in kernels only "
-        "(OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES); browser: the web page's model in "
-        "LiteRT.js (WASM) in headless Chromium, median per image. Max abs diff: dequantized "
-        "outputs vs "
-        "Keras. Float ops: ops computing in float between input and output "
-        "quantization."
-    )
-    lines.append("")
+    lines += ["## What to ship", "", *recommendations(reports, reference.task), ""]
+    lines += [WHAT_TO_SHIP_NOTE, "", "## Columns", "", *COLUMNS_GLOSSARY, ""]
     if any(TFLM_ARENA in r.notes for r in reports):
         lines += [TFLM_COLUMNS_NOTE, ""]
     for r in reports:
@@ -143,6 +136,7 @@ def write_report(
             "psnr": reference.psnr,
         },
         "files": [r.as_dict() for r in reports],
+        "what_to_ship": recommendations(reports, reference.task),
         "passed": all(r.passed for r in reports if r.status != "unsupported"),
     }
     atomic_write_text(out_dir / REPORT_MD, "\n".join(lines))
@@ -157,6 +151,37 @@ def _json_default(value: Any) -> Any:
         return str(value)
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
+
+WHAT_TO_SHIP_NOTE = (
+    "Picked among the files that passed verification and kept the quality bound (drop <= "
+    "0.5 pp and agreement >= 99 % for a classifier, PSNR drop <= 0.5 dB for a reconstruction "
+    "model), by the latency and size measured on this machine (one CPU thread, batch 1): "
+    "re-measure on the device, where kernels and delegates differ."
+)
+COLUMNS_GLOSSARY = (
+    "- `format`, `file`: the format's name (`python -m export --help` describes each) and the "
+    "file written; `keras` is the reference every file is compared with.",
+    "- `size KB`, `gzip KB`: the file's bytes, and gzip -9 of them (what an app download or a "
+    "web page transfers; int8 files compress less than float ones).",
+    "- `x fp32`: size relative to the float32 .tflite (0.25 is a quarter of it).",
+    "- `acc %`: top-1 accuracy on the test images; `drop pp`: Keras's accuracy minus the "
+    "file's, in percentage points (+0.10: the file is 0.1 points worse; negative: better).",
+    "- `agree %`: test images on which the file's top-1 class equals Keras's (fidelity, "
+    "independent of the labels).",
+    "- `MSE`, `PSNR dB`, `drop dB` (reconstruction models): mean squared error against the "
+    "clean image, its PSNR with peak 255, and Keras's PSNR minus the file's.",
+    "- `max abs diff`: the largest difference of any output element from Keras's (int8 files: "
+    "after dequantization).",
+    "- `latency us`: median microseconds per image, batch 1, one thread, LiteRT with its "
+    "default XNNPACK delegate or ONNX Runtime CPU; `no-XNNPACK us`: LiteRT's built-in kernels "
+    "only (OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES); `browser us`: the web page's "
+    "model in LiteRT.js (WASM) in headless Chromium.",
+    "- `float ops` (integer formats): how many ops compute in float between the input and "
+    "output quantization; `0`: an integer-only graph (what NPUs and microcontrollers need); "
+    "`-`: not applicable (a float format, or no op list).",
+    "- `status`: `ok` met its tolerance (below each file's section); `FAILED` broke it (the "
+    "export exits 1); `UNSUPPORTED`: the model cannot have this format (a note).",
+)
 
 TFLM_ARENA = "tflm_arena_bytes"
 TFLM_COLUMNS_NOTE = (
