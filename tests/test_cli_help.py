@@ -19,7 +19,9 @@ print("loaded:", heavy)
 """
 
 
-@pytest.mark.parametrize("command", ["training", "export", "zoo"])
+@pytest.mark.parametrize(
+    "command", ["training", "export", "zoo", "export.predict", "training.ship_weights"]
+)
 def test_help_does_not_import_tensorflow(command):
     proc = subprocess.run(
         [sys.executable, "-c", HELP_WITHOUT_TENSORFLOW, command],

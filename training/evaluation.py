@@ -30,6 +30,8 @@ __all__ = [
     "evaluate_reconstruction",
     "float32_policy",
     "load_saved_model",
+    "psnr_db",
+    "score_logits",
 ]
 
 
@@ -78,7 +80,16 @@ def evaluate_classifier(
     Returns:
         `{split}_accuracy`, `{split}_loss`, `per_class_accuracy` and `confusion_matrix`.
     """
-    logits = model.predict(ds, verbose=0).astype(np.float64)[: len(y_true)]
+    logits = model.predict(ds, verbose=0)[: len(y_true)]
+    return score_logits(logits, y_true, class_names, split)
+
+
+def score_logits(
+    logits: np.ndarray, y_true: np.ndarray, class_names: Sequence[str], split: str = "test"
+) -> dict:
+    """Accuracy, cross-entropy, per-class accuracy and confusion matrix of logits `(N, K)`
+    against integer labels `(N,)` (the keys of `evaluate_classifier`)."""
+    logits = np.asarray(logits, np.float64)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     loss = float(-log_probs[np.arange(len(y_true)), y_true].mean())
@@ -112,5 +123,9 @@ def evaluate_reconstruction(
         se += float(tf.reduce_sum(tf.square(tf.cast(out, tf.float32) - clean)))
         count += int(tf.size(clean))
     mse = se / max(count, 1)
-    psnr = 10 * math.log10(255.0**2 / mse) if mse > 0 else float("inf")
-    return {f"{split}_mse": mse, f"{split}_loss": mse, f"{split}_psnr_db": psnr}
+    return {f"{split}_mse": mse, f"{split}_loss": mse, f"{split}_psnr_db": psnr_db(mse)}
+
+
+def psnr_db(mse: float, peak: float = 255.0) -> float:
+    """`10 log10(peak^2 / MSE)`; infinite for a perfect reconstruction."""
+    return 10 * math.log10(peak**2 / mse) if mse > 0 else float("inf")
