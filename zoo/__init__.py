@@ -37,7 +37,7 @@ _HOMES = {
     "list_pretrained": "zoo.pretrained",
     "weights_manifest": "zoo.pretrained",
     "layer_stats": "zoo.model_summary",
-    "plot_model": "zoo.model_summary",
+    "plot_model": "zoo.model_plot",
     "summary": "zoo.model_summary",
 }
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["LayerStats", "layer_stats", "plot_model", "summary"]
+__all__ = ["LayerStats", "layer_stats", "summary"]
 
 
 @dataclass(frozen=True)
@@ -195,67 +195,7 @@ def summary(
     if print_fn is not None:
         print_fn(text)
     if plot_to is not None:
+        from zoo.model_plot import plot_model
+
         plot_model(model, plot_to)
     return text
-
-
-_COLORS = {
-    "conv": "#8ecae6",
-    "transpose": "#b5e48c",
-    "pool": "#ffb703",
-    "norm": "#cdb4db",
-    "dense": "#fb8500",
-}
-
-
-def _color(kind: str) -> str:
-    lowered = kind.lower()
-    for key in ("transpose", "conv", "pool", "norm", "dense"):
-        if key in lowered:
-            return _COLORS[key]
-    return "#e9ecef"
-
-
-def plot_model(model: tf.keras.Model, path: str, dpi: int = 120) -> str:
-    """Draws the model as a column of boxes (name, type, output shape, parameters) to a PNG.
-
-    Matplotlib only (no graphviz). Returns `path`.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = layer_stats(model)
-    height = 0.6 * len(rows) + 0.8
-    figure, axes = plt.subplots(figsize=(6.5, height))
-    axes.set_xlim(0, 1)
-    axes.set_ylim(-len(rows) + 0.3, 1.1)
-    axes.axis("off")
-    axes.set_title(f"{model.name}: {sum(r.params for r in rows):,} parameters", fontsize=10)
-    for index, row in enumerate(rows):
-        y = -index
-        label = f"{row.name} ({row.kind})   {row.output_shape[1:]}"
-        if row.params:
-            label += f"   {row.params:,} params"
-        axes.text(
-            0.5,
-            y + 0.5,
-            label,
-            ha="center",
-            va="center",
-            fontsize=8,
-            family="monospace",
-            bbox={"boxstyle": "round,pad=0.35", "facecolor": _color(row.kind), "edgecolor": "#333"},
-        )
-        if index + 1 < len(rows):
-            axes.annotate(
-                "",
-                xy=(0.5, y - 0.2),
-                xytext=(0.5, y + 0.2),
-                arrowprops={"arrowstyle": "->", "color": "#333"},
-            )
-    figure.tight_layout()
-    figure.savefig(path, dpi=dpi)
-    plt.close(figure)
-    return path

@@ -84,6 +84,19 @@ def _cli(*args):
 
 
 @pytest.mark.slow
+def test_alexnet_is_drawn_as_two_towers_that_cross_at_conv3():
+    from zoo.model_plot import _levels
+
+    rows = {row.stats.name: row for row in _levels(zoo.create_model("alexnet"))}
+    assert (rows["normalize"].towers, rows["conv1"].towers, rows["conv1"].link) == (1, 2, "fan-out")
+    assert (rows["conv2"].towers, rows["conv2"].link) == (2, "straight")
+    assert (rows["conv3"].towers, rows["conv3"].link) == (2, "cross")
+    assert (rows["conv4"].link, rows["pool5"].towers) == ("straight", 2)
+    assert (rows["flatten"].towers, rows["flatten"].link, rows["fc6"].towers) == (1, "merge", 1)
+    single = _levels(zoo.create_model("alexnet_single_tower"))
+    assert {row.towers for row in single} == {1}
+
+
 def test_cli_summary_plot_and_errors(tmp_path):
     png = tmp_path / "alexnet.png"
     ok = _cli("alexnet", "--input-shape", "64,64,3", "--num-classes", "10", "--plot", str(png))
@@ -102,4 +115,8 @@ def test_cli_summary_plot_and_errors(tmp_path):
 
     listing = _cli()
     assert listing.returncode == 0
-    assert [line.split()[0] for line in listing.stdout.splitlines()] == zoo.list_models()
+    lines = listing.stdout.splitlines()
+    models = zoo.list_models()
+    assert lines[0].split()[:2] == ["model", "task"]
+    assert [line.split()[0] for line in lines[1 : 1 + len(models)]] == models
+    assert lines[1].startswith("alexnet ") and lines[1].endswith("Krizhevsky et al. 2012")
