@@ -37,6 +37,7 @@ import pytest
 import tensorflow as tf
 from hardening_utils import (
     assert_nothing_changed,
+    free_port,
     idx_bytes,
     make_idx_dir,
     one_error_line,
@@ -237,6 +238,7 @@ class CliCase:
         env: environment changes (None unsets a variable).
         code: expected exit code.
         outside: absolute paths outside the case directory that must not come to exist.
+        absent: substrings the error line must not hold (a remedy that does not apply).
     """
 
     id: str
@@ -246,6 +248,7 @@ class CliCase:
     env: dict[str, str | None] = field(default_factory=dict)
     code: int = 2
     outside: list[str] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)
 
 
 def _idx_dir(name: str = "data", **kwargs) -> Callable[[Path], None]:
@@ -287,6 +290,18 @@ def _flat_folder(d: Path) -> None:
     (d / "images" / "readme.md").write_text("images should be in class subfolders")
 
 
+def _one_class_folder(d: Path) -> None:
+    from PIL import Image
+
+    (d / "images" / "cat").mkdir(parents=True)
+    for i in range(3):
+        Image.new("L", (8, 8), 40 * i).save(d / "images" / "cat" / f"{i}.png")
+
+
+def _config_file(text: str) -> Callable[[Path], None]:
+    return lambda d: (d / "run.yaml").write_text(text)
+
+
 def _blocker(d: Path) -> None:
     (d / "file").write_text("a regular file where a directory is needed")
 
@@ -323,12 +338,22 @@ def _unreadable_config_run(d: Path) -> None:
 
 
 QUICK = ["--run-dir", "run", "--epochs", "1", "--train-limit", "64", "--verbose", "0"]
+DATA = ["--data-dir", "data"]
+# No download can succeed, even on a connected machine: every HTTPS request goes to a local
+# port where nothing listens (refused at once, so the offline check takes no time either).
+_NO_PROXY = f"http://127.0.0.1:{free_port()}"
 OFFLINE = {
     "CONVZOO_DATA": None,
     "KERAS_HOME": None,
     "HOME": "{dir}/home",
     "TFDS_DATA_DIR": "{dir}/tfds",
     "NO_GCE_CHECK": "true",
+    "https_proxy": _NO_PROXY,
+    "HTTPS_PROXY": _NO_PROXY,
+    "http_proxy": _NO_PROXY,
+    "HTTP_PROXY": _NO_PROXY,
+    "no_proxy": None,
+    "NO_PROXY": None,
 }
 
 TRAINING_CLI_CASES: list[CliCase] = [
@@ -350,7 +375,12 @@ TRAINING_CLI_CASES: list[CliCase] = [
     CliCase(
         "unknown-dataset",
         ["--dataset", "cifar10", *QUICK],
-        ["'cifar10'", "'fashion_mnist'", "tfds:<name>", "folder:<path>"],
+        ["'cifar10'", "did you mean 'tfds:cifar10'?", "'fashion_mnist'", "tfds:<name>"],
+    ),
+    CliCase(
+        "unknown-tfds-dataset",
+        ["--dataset", "tfds:cifar", *QUICK],
+        ["tfds:cifar", "no such TensorFlow Datasets data set", "did you mean tfds:cifar10"],
     ),
     CliCase("bad-input-shape", ["--input-shape", "28,28", *QUICK], ["'28,28'", "H,W,C"]),
     CliCase(
@@ -366,20 +396,57 @@ TRAINING_CLI_CASES: list[CliCase] = [
         setup=_idx_dir(n_train=60, n_test=20),
     ),
     CliCase("missing-config-file", ["--config", "nope.yaml", *QUICK], ["nope.yaml", "no such"]),
+    CliCase(
+        "config-key-typo",
+        ["--config", "run.yaml", *QUICK],
+        ["--config run.yaml", "'batch_sise' (did you mean 'batch_size'?)", "accepted"],
+        setup=_config_file("batch_sise: 64\n"),
+    ),
+    # --model-options: an unknown keyword, a known keyword with a value of the wrong type
+    CliCase(
+        "model-option-unknown",
+        ["--model", "lenet5_modern", "--model-options", "dropout=0.3", *DATA, *QUICK],
+        ["'dropout'", "did you mean 'dropout_rate'?", "accepted: conv1_padding, dropout_rate"],
+        setup=_idx_dir(n_train=60, n_test=20),
+    ),
+    CliCase(
+        "model-option-bad-value",
+        ["--model", "lenet5_modern", "--model-options", "dropout_rate=abc", *DATA, *QUICK],
+        ["dropout_rate='abc'", "expects dropout_rate to be float", "default: 0.0", "got str"],
+        setup=_idx_dir(n_train=60, n_test=20),
+        absent=["does not accept", "has no option"],
+    ),
     CliCase("resume-not-a-run", ["--resume", "somewhere"], ["somewhere", "config.json"]),
     # missing dataset offline
+    # Debian packages Fashion-MNIST only: MNIST's remedies are IDX files, mnist.npz or TFDS
     CliCase(
         "dataset-missing-offline",
         ["--dataset", "mnist", *QUICK],
-        ["mnist", "--data-dir", "CONVZOO_DATA", "apt-get install"],
+        ["mnist", "--data-dir", "CONVZOO_DATA", "mnist.npz", "tfds build mnist", "no connection"],
         env=OFFLINE,
+        absent=["apt-get"],
     ),
     CliCase(
         "dataset-missing-in-data-dir",
         ["--dataset", "mnist", "--data-dir", "empty", *QUICK],
-        ["--data-dir empty", "train-images-idx3-ubyte", "apt-get install"],
+        ["--data-dir empty", "train-images-idx3-ubyte", "mnist.npz", "Debian has no mnist"],
         setup=lambda d: (d / "empty").mkdir(),
         env=OFFLINE,
+        absent=["apt-get"],
+    ),
+    CliCase(
+        "tfds-dataset-offline",
+        ["--dataset", "tfds:cifar10", "--data-dir", "tfds-data", *QUICK],
+        [
+            "tfds:cifar10 is not on this machine",
+            "--data-dir tfds-data",
+            "could not be downloaded (no connection",
+            "tfds build cifar10 --data_dir DIR",
+            "pass `--data-dir DIR`",
+        ],
+        setup=lambda d: (d / "tfds-data").mkdir(),
+        env=OFFLINE,
+        absent=["splits"],
     ),
     CliCase(
         "idx-some-files-missing",
@@ -428,6 +495,12 @@ TRAINING_CLI_CASES: list[CliCase] = [
         ["--dataset", "folder:images", *QUICK],
         ["folder:images", "no images found", "subfolder per class"],
         setup=_flat_folder,
+    ),
+    CliCase(
+        "image-folder-one-class",
+        ["--dataset", "folder:images", *QUICK],
+        ["folder:images", "only one class found ('cat', 3 images)", "at least 2"],
+        setup=_one_class_folder,
     ),
     CliCase(
         "image-folder-missing",
@@ -593,9 +666,10 @@ EXPORT_CLI_CASES: list[CliCase] = [
     CliCase(
         "export-data-missing-offline",
         ["tiny.keras", "--dataset", "mnist", "--out", "out", "--quiet"],
-        ["mnist", "--data-dir", "apt-get install"],
+        ["mnist", "--data-dir", "mnist.npz"],
         setup=_with_model(),
         env=OFFLINE,
+        absent=["apt-get"],
     ),
     CliCase(
         "export-dir-under-a-file",
@@ -652,6 +726,8 @@ def _check(case: CliCase, result: dict, prog: str) -> None:
     line = one_error_line(result["stderr"], prog)
     for needle in case.needles:
         assert needle in line, f"{needle!r} not in {line!r}"
+    for wrong in case.absent:
+        assert wrong not in line, f"{wrong!r} in {line!r}"
     assert_nothing_changed(result["before"], result["after"])
     for path in case.outside:
         assert not os.path.lexists(path), path

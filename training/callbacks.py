@@ -17,7 +17,7 @@ import tensorflow as tf
 from training import artifacts
 from zoo.reparam import fuse_into, has_reparam_layers
 
-__all__ = ["RunRecorder", "SwapEMAWeights"]
+__all__ = ["EpochTimeForecast", "RunRecorder", "SwapEMAWeights"]
 
 
 class RunRecorder(tf.keras.callbacks.Callback):
@@ -150,3 +150,54 @@ class SwapEMAWeights(_SwapEMABase):
             self._first_epoch = False
             self._ema_weights_in_model = epoch > 0  # resumed from a backup
         super().on_epoch_begin(epoch, logs)
+
+
+class EpochTimeForecast(tf.keras.callbacks.Callback):
+    """Says, once the first steps are timed, how long an epoch and the run will take.
+
+    The clock starts at the end of the first call of the train step (tracing and the first
+    `steps_per_execution` steps excluded) and the forecast is printed once at least
+    `min_seconds` and two more calls have passed, from the measured time per step.
+    """
+
+    def __init__(self, steps_per_epoch: int, epochs: int, min_seconds: float = 5.0):
+        super().__init__()
+        self.steps_per_epoch, self.epochs, self.min_seconds = steps_per_epoch, epochs, min_seconds
+        self._start: tuple[int, float] | None = None
+        self._calls = 0
+        self._done = False
+        self._first_epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._start is None:
+            self._first_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._done:
+            return
+        now = time.perf_counter()
+        if self._start is None:
+            self._start = (batch, now)
+            return
+        self._calls += 1
+        steps, seconds = batch - self._start[0], now - self._start[1]
+        if self._calls >= 2 and seconds >= self.min_seconds and steps > 0:
+            self._done = True
+            print(self.forecast(seconds / steps), flush=True)
+
+    def forecast(self, seconds_per_step: float) -> str:
+        epoch = seconds_per_step * self.steps_per_epoch
+        remaining = epoch * (self.epochs - self._first_epoch)
+        return (
+            f"\ntiming: {1000 * seconds_per_step:.0f} ms per step, about {_duration(epoch)} per "
+            f"epoch, {_duration(remaining)} for the {self.epochs - self._first_epoch} epoch(s) "
+            "to go (validation excluded)"
+        )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import os
+import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MODEL_DEFAULTS", "TrainConfig", "load_config_file", "resolve_config"]
+__all__ = [
+    "MODEL_DEFAULTS",
+    "TrainConfig",
+    "dataset_tag",
+    "load_config_file",
+    "progress_verbose",
+    "resolve_config",
+]
 
 
 def _opt(default: Any, help: str, **argparse_kwargs: Any):
@@ -138,7 +148,10 @@ class TrainConfig:
     preview: bool = _opt(True, "write augment_preview.png", action=argparse.BooleanOptionalAction)
     tensorboard: bool = _opt(True, "write TensorBoard logs", action=argparse.BooleanOptionalAction)
     verbose: int = _opt(
-        1, "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch", type=int
+        1,
+        "Keras progress: 0 silent, 1 progress bar (one line per epoch instead when stdout is "
+        "not a terminal, e.g. redirected to a log), 2 one line per epoch",
+        type=int,
     )
     # Not a flag: each `--resume RUN --epochs N` that lengthened the run, as
     # {"from_epochs", "to_epochs"} (the schedule was recomputed for the new total then).
@@ -232,10 +245,16 @@ def load_config_file(path: str) -> dict[str, Any]:
 
 
 def check_keys(values: dict[str, Any], origin: str) -> None:
-    known = {f.name for f in fields()}
-    unknown = sorted(set(values) - known)
+    """Raises ValueError naming every key of `values` that is no option, each with the closest
+    option (`'batch_sise' (did you mean 'batch_size'?)`), and the accepted ones."""
+    known = sorted(f.name for f in fields())
+    unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ValueError(f"{origin}: unknown option(s) {unknown}; accepted: {sorted(known)}")
+        named = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, known, n=1)
+            named.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
+        raise ValueError(f"{origin}: unknown option(s) {', '.join(named)}; accepted: {known}")
 
 
 def parse_model_options(value: Any) -> dict[str, Any]:
@@ -269,6 +288,28 @@ def parse_input_shape(value: Any) -> tuple[int, int, int] | None:
     return shape
 
 
+def dataset_tag(dataset: str) -> str:
+    """The data set's part of a default run directory name: `fashion_mnist`, `tfds_cifar10`,
+    and for `folder:<path>` the folder's base name (`folder:/data/photos/` -> `photos`)."""
+    if dataset.startswith("folder:"):
+        path = os.path.abspath(os.path.expanduser(dataset[len("folder:") :] or "."))
+        tag = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(path)).strip("._")
+        return tag or "folder"
+    return dataset.replace("/", "_").replace(":", "_").strip("_")
+
+
+def progress_verbose(verbose: int, stream: Any = None) -> int:
+    """The Keras `verbose` for `fit`: a progress bar (1) redraws itself with carriage returns,
+    which a log file or pipe keeps as hundreds of updates on one line, so where `stream`
+    (default `sys.stdout`) is not a terminal (nor a notebook) it becomes one line per epoch
+    (2)."""
+    stream = sys.stdout if stream is None else stream
+    if verbose != 1 or "ipykernel" in sys.modules:
+        return verbose
+    isatty = getattr(stream, "isatty", None)
+    return 1 if isatty is not None and isatty() else 2
+
+
 def resolve_config(config: TrainConfig) -> TrainConfig:
     """Fills every `None`/`auto` with the model's default and validates the values."""
     c = dataclasses.replace(config)
@@ -284,8 +325,7 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     if c.augment == "auto" and "augment" in defaults and c.dataset in ("fashion_mnist", "mnist"):
         c.augment = defaults["augment"]  # else the data set's default, at data-loading time
     if c.run_dir is None:
-        safe = c.dataset.replace("/", "_").replace(":", "_").strip("_")
-        c.run_dir = os.path.join("runs", f"{c.model}-{safe}")
+        c.run_dir = os.path.join("runs", f"{c.model}-{dataset_tag(c.dataset)}")
     checks = [
         ("epochs", c.epochs >= 1, "a positive integer"),
         ("batch_size", c.batch_size >= 1, "a positive integer"),

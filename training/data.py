@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import os
 import struct
@@ -82,12 +83,35 @@ _NO_FLIP_KEYWORDS = ("mnist", "svhn", "digit", "emnist", "kmnist", "omniglot")
 # Debian's dataset-* packages install here.
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
 
-_INSTALL_HINT = (
-    "install Debian's package (`apt-get install dataset-fashion-mnist`) or pass "
-    "`--data-dir DIR` (or set $CONVZOO_DATA) pointing at the four IDX files "
+_IDX_FILES_HINT = (
+    "pass `--data-dir DIR` (or set $CONVZOO_DATA) pointing at the four IDX files "
     "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
     "t10k-labels-idx1-ubyte.gz)"
 )
+
+
+def _keras_datasets_dir() -> Path:
+    """Where Keras caches downloaded data sets (`$KERAS_HOME/datasets`, else ~/.keras)."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+
+
+def _install_hint(name: str) -> str:
+    """How to provide the IDX data set `name` on a machine without internet.
+
+    Debian packages Fashion-MNIST (`dataset-fashion-mnist`) but not MNIST, so MNIST's remedies
+    are the IDX files, Keras's `mnist.npz` or a TFDS copy built on a connected machine.
+    """
+    if name == "fashion_mnist":
+        return (
+            f"install Debian's package (`apt-get install dataset-fashion-mnist`) or "
+            f"{_IDX_FILES_HINT}"
+        )
+    return (
+        f"{_IDX_FILES_HINT}, or copy Keras's mnist.npz (what `keras.datasets.mnist.load_data()` "
+        f"downloads on a connected machine) to {_keras_datasets_dir() / 'mnist.npz'}, or run "
+        f"`tfds build {name} --data_dir DIR` on a connected machine, copy DIR here and use "
+        f"`--dataset tfds:{name} --data-dir DIR` (Debian has no {name} package)"
+    )
 
 
 @dataclass
@@ -171,8 +195,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"IDX file not found: {path}")
-    redownload = "delete it and provide an intact copy (e.g. `apt-get install --reinstall "
-    redownload += "dataset-fashion-mnist` or `--data-dir`)"
+    redownload = "delete it and provide an intact copy (with `--data-dir`, or for Fashion-MNIST "
+    redownload += "`apt-get install --reinstall dataset-fashion-mnist`)"
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         try:
@@ -213,8 +237,7 @@ def _idx_candidates(name: str, data_dir: str | None) -> list[Path]:
         candidates.append(Path(env))
         candidates += [Path(env) / s for s in spellings]
     candidates += [SYSTEM_DATA_DIR / s for s in spellings]
-    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
-    candidates += [keras_home / s for s in spellings]
+    candidates += [_keras_datasets_dir() / s for s in spellings]
     return list(dict.fromkeys(candidates))
 
 
@@ -237,7 +260,7 @@ def _load_idx_dir(name: str, directory: Path) -> ImageDataset:
         if found is None:
             raise FileNotFoundError(
                 f"{directory} has some but not all {name} IDX files: {stem}(.gz) is missing; "
-                f"{_INSTALL_HINT}"
+                f"{_install_hint(name)}"
             )
         arrays[key] = (found, read_idx(found))
     for split in ("train", "test"):
@@ -249,7 +272,7 @@ def _load_idx_dir(name: str, directory: Path) -> ImageDataset:
         if len(x) != len(y):
             raise ValueError(
                 f"{x_path} holds {len(x)} images but {y_path} holds {len(y)} labels; "
-                f"the files do not belong together: {_INSTALL_HINT}"
+                f"the files do not belong together: {_install_hint(name)}"
             )
     x_train, y_train = arrays["x_train"][1], arrays["y_train"][1]
     x_test, y_test = arrays["x_test"][1], arrays["y_test"][1]
@@ -307,7 +330,7 @@ def _load_idx_dataset(name: str, data_dir: str | None) -> ImageDataset:
             continue
         if any(_find_idx_file(directory, stem) for stem in IDX_FILES.values()):
             return _load_idx_dir(name, directory)
-    keras_npz = Path.home() / ".keras" / "datasets" / f"{name}.npz"
+    keras_npz = _keras_datasets_dir() / f"{name}.npz"
     searched.append(str(keras_npz))
     if name == "mnist" and keras_npz.is_file():
         return _load_keras_npz(name, keras_npz)
@@ -316,16 +339,17 @@ def _load_idx_dataset(name: str, data_dir: str | None) -> ImageDataset:
         raise FileNotFoundError(
             f"no {name} IDX files ({IDX_FILES['x_train']}(.gz) and the three others) in "
             f"--data-dir {data_dir} nor anywhere else searched ({', '.join(searched)}); "
-            f"{_INSTALL_HINT}"
+            f"{_install_hint(name)}"
         )
     try:
         dataset = _load_tfds(name, None)
     except Exception as e:
-        reason = str(e).splitlines()[0] if str(e) else ""
+        reason = getattr(e, "reason", None)
+        if reason is None:
+            reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         raise FileNotFoundError(
-            f"{name} not found: searched {', '.join(searched)}. To fix: {_INSTALL_HINT}. "
-            f"(The tensorflow-datasets download was tried last and failed: "
-            f"{type(e).__name__}: {reason[:120]})"
+            f"{name} not found: searched {', '.join(searched)}. To fix: {_install_hint(name)}. "
+            f"(The tensorflow-datasets download was tried last and failed: {reason[:160]})"
         ) from e
     dataset.name = name
     return dataset
@@ -335,39 +359,159 @@ def _load_idx_dataset(name: str, data_dir: str | None) -> ImageDataset:
 # TensorFlow Datasets
 # --------------------------------------------------------------------------------------------
 
+# TensorFlow Datasets keeps its metadata and many data sets on Google Cloud Storage. Offline,
+# a download retries for minutes (about 200 s for cifar10) before failing; a TCP connection to
+# this host (or to the HTTPS proxy, if one is configured) tells that case apart in seconds.
+TFDS_HOST = ("storage.googleapis.com", 443)
+_PROBE_SECONDS = 3.0
 
-def _load_tfds(name: str, data_dir: str | None) -> ImageDataset:
+
+class DataUnavailableError(FileNotFoundError):
+    """A data set is not on this machine and could not be downloaded.
+
+    Attributes:
+        reason: why the download failed, one short line (for messages that quote it).
+    """
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def _probe_target() -> tuple[str, int, str]:
+    """The host a TFDS download connects to first, its port and what it is: the HTTPS proxy
+    if one applies, else TFDS's storage host."""
+    import urllib.parse
+    import urllib.request
+
+    host, port = TFDS_HOST
+    proxy = urllib.request.getproxies().get("https")
+    if not proxy or urllib.request.proxy_bypass(host):
+        return host, port, "TFDS's storage host"
+    parsed = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    default_port = 443 if parsed.scheme == "https" else 80
+    return parsed.hostname or host, parsed.port or default_port, "the HTTPS proxy"
+
+
+def network_problem(timeout: float = _PROBE_SECONDS) -> str | None:
+    """Why TFDS cannot download (no connection to its host within `timeout` s), or None.
+
+    The name lookup and the connection run in a daemon thread, so a lookup that hangs costs
+    `timeout` seconds, not the resolver's own minutes.
+    """
+    import socket
+    import threading
+
+    host, port, what = _probe_target()
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as e:
+            outcome.append(f"no connection to {what} {host}:{port}: {e}")
+
+    thread = threading.Thread(target=connect, name="convzoo-network-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return outcome[0] if outcome else f"no answer from {what} {host}:{port} in {timeout:g} s"
+
+
+def _tfds_builder(name: str, data_dir: str | None):
+    """`tfds.builder(name)`; an unknown name is a ValueError with the closest TFDS names."""
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder(name, data_dir=data_dir)
-    info = builder.info
-    keys = info.supervised_keys
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except tfds.core.DatasetNotFoundError as e:
+        close = difflib.get_close_matches(name.lower(), _tfds_names(), n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join('tfds:' + c for c in close)}? " if close else ""
+        raise ValueError(
+            f"tfds:{name}: no such TensorFlow Datasets data set; {hint}"
+            f"tfds.list_builders() lists them"
+        ) from e
+
+
+def _tfds_names() -> list[str]:
+    """The data sets TFDS knows (offline: its own registry, no download), or [] without TFDS."""
+    try:
+        import tensorflow_datasets as tfds
+
+        return list(tfds.list_builders(with_community_datasets=False))
+    except Exception:  # TFDS missing or broken: no suggestions, the error stays the same
+        return []
+
+
+def _manual_dir(builder) -> Path | None:
+    """TFDS's manual-download directory, for data sets whose files must be fetched by hand."""
+    if not getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None):
+        return None
+    return Path(os.fspath(builder.data_dir_root)) / "downloads" / "manual"
+
+
+def _unavailable(name: str, builder, data_dir: str | None, reason: str) -> DataUnavailableError:
+    root = os.fspath(builder.data_dir_root)
+    where = f"--data-dir {data_dir}" if data_dir else f"{root}, the TFDS data directory"
+    message = (
+        f"tfds:{name} is not on this machine (not prepared in {where}) and could not be "
+        f"downloaded ({reason}); to provide it, run `tfds build {name} --data_dir DIR` on a "
+        f"connected machine, copy DIR here and pass `--data-dir DIR`"
+    )
+    manual = _manual_dir(builder)
+    if manual is not None:
+        message += (
+            f"; {name} also needs files fetched by hand in {manual} first "
+            f"(see tfds.builder('{name}').MANUAL_DOWNLOAD_INSTRUCTIONS)"
+        )
+    return DataUnavailableError(message, reason)
+
+
+def _is_prepared(builder) -> bool:
+    """`builder.is_prepared()` without its log line about a missing variant folder."""
+    return Path(os.fspath(builder.data_path)).is_dir() and builder.is_prepared()
+
+
+def _prepare_tfds(name: str, builder, data_dir: str | None) -> None:
+    """Downloads and prepares the data set unless it is there; offline, fails in seconds.
+
+    Raises:
+        DataUnavailableError: not prepared here and not downloadable (the message says how to
+            provide it).
+    """
+    if _is_prepared(builder):
+        return
+    manual = _manual_dir(builder)
+    has_manual_files = manual is not None and manual.is_dir() and any(manual.iterdir())
+    problem = None if has_manual_files else network_problem()
+    if problem is not None:
+        raise _unavailable(name, builder, data_dir, problem)
+    try:
+        builder.download_and_prepare()
+    except Exception as e:
+        reason = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        raise _unavailable(name, builder, data_dir, reason) from e
+
+
+def _load_tfds(name: str, data_dir: str | None) -> ImageDataset:
+    builder = _tfds_builder(name, data_dir)
+    keys = builder.info.supervised_keys
     if not keys or len(keys) != 2:
         raise ValueError(f"tfds:{name} has no (image, label) supervised keys; not a classifier")
-    image_key, label_key = keys
-    features = info.features
+    # The splits are known once the data is prepared (offline, TFDS cannot fetch its metadata).
+    _prepare_tfds(name, builder, data_dir)
+    info = builder.info
+    _, label_key = keys
     if "test" not in info.splits or "train" not in info.splits:
         raise ValueError(
             f"tfds:{name} needs 'train' and 'test' splits, it has {sorted(info.splits)}"
         )
-    builder.download_and_prepare()
-    splits = {}
-    for split in ("train", "test"):
-        data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, as_supervised=True))
-        x, y = data
-        if x.ndim != 4:
-            raise ValueError(
-                f"tfds:{name} images have shape {x.shape[1:]}; only fixed-size images "
-                f"(H, W, C) are supported (use folder:<path> after resizing)"
-            )
-        splits[split] = (x.astype(np.uint8), y.astype(np.int64))
-    label_feature = features[label_key]
-    class_names = list(getattr(label_feature, "names", None) or [])
+    splits = {split: _tfds_split(name, builder, split) for split in ("train", "test")}
+    class_names = list(getattr(info.features[label_key], "names", None) or [])
     if not class_names:
         class_names = [str(i) for i in range(int(splits["train"][1].max()) + 1)]
     x_train, y_train = splits["train"]
     x_test, y_test = splits["test"]
-    del image_key
     return ImageDataset(
         name=f"tfds:{name}",
         class_names=class_names,
@@ -379,6 +523,19 @@ def _load_tfds(name: str, data_dir: str | None) -> ImageDataset:
         y_test=y_test,
         source="tfds",
     )
+
+
+def _tfds_split(name: str, builder, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """One prepared split in memory: uint8 images and int64 labels."""
+    import tensorflow_datasets as tfds
+
+    x, y = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, as_supervised=True))
+    if x.ndim != 4:
+        raise ValueError(
+            f"tfds:{name} images have shape {x.shape[1:]}; only fixed-size images "
+            f"(H, W, C) are supported (use folder:<path> after resizing)"
+        )
+    return x.astype(np.uint8), y.astype(np.int64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -425,7 +582,7 @@ def load_dataset(spec: str, data_dir: str | None = None) -> ImageDataset:
             raise ValueError("tfds:<name> needs a data set name, e.g. tfds:cifar10")
         try:
             return _load_tfds(name, data_dir)
-        except ValueError:
+        except (ValueError, FileNotFoundError):
             raise
         except Exception as e:
             raise FileNotFoundError(
@@ -439,9 +596,20 @@ def load_dataset(spec: str, data_dir: str | None = None) -> ImageDataset:
 
         return load_folder(key[len("folder:") :])
     raise ValueError(
-        f"unknown dataset {spec!r}; accepted: 'fashion_mnist', 'mnist', 'tfds:<name>', "
-        f"'folder:<path>'"
+        f"unknown dataset {spec!r}{_dataset_suggestion(key)}; accepted: 'fashion_mnist', "
+        f"'mnist', 'tfds:<name>', 'folder:<path>'"
     )
+
+
+def _dataset_suggestion(key: str) -> str:
+    """` (did you mean 'tfds:cifar10'?)` for a bare name TFDS knows or a near miss, else ''."""
+    name = key.lower().replace("-", "_")
+    tfds_names = _tfds_names()
+    if name in tfds_names:
+        return f" (did you mean 'tfds:{name}'?)"
+    close = difflib.get_close_matches(name, list(_CLASS_NAMES), n=1)
+    close = close or [f"tfds:{c}" for c in difflib.get_close_matches(name, tfds_names, n=1)]
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _stratified_indices(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -35,8 +35,14 @@ import tensorflow as tf
 from training import artifacts
 from training.atomic import atomic_write_json
 from training.augment import build_augmenter, preview_grid, resolve_augment
-from training.callbacks import RunRecorder, SwapEMAWeights
-from training.config import TrainConfig, check_keys, parse_input_shape, resolve_config
+from training.callbacks import EpochTimeForecast, RunRecorder, SwapEMAWeights
+from training.config import (
+    TrainConfig,
+    check_keys,
+    parse_input_shape,
+    progress_verbose,
+    resolve_config,
+)
 from training.data import ImageDataset, load_dataset, train_val_split, validation_indices
 from training.evaluation import (
     evaluate_classifier,
@@ -44,6 +50,7 @@ from training.evaluation import (
     float32_policy,
     load_saved_model,
 )
+from training.memory import check_fits, peak_resident_bytes, training_memory_bytes
 from training.model_build import build_model
 from training.multiworker_patch import build_before_multiworker_fit
 from training.optimizer import build_optimizer
@@ -367,6 +374,10 @@ def _start_from_weights(model: tf.keras.Model, c: TrainConfig) -> None:
     _say(f"Starting from the weights of {c.weights} ({path}){note}", c.verbose)
 
 
+def _forecast(c: TrainConfig, plan: _Plan) -> list[tf.keras.callbacks.Callback]:
+    return [EpochTimeForecast(plan.steps_per_epoch, c.epochs)] if c.verbose else []
+
+
 def _export_twin(c: TrainConfig, info, data: ImageDataset, plan: _Plan):
     """A plain float32 model of the same architecture that `model.keras` is saved from when
     the training model is not one (mixed precision, re-parameterized branches); else None."""
@@ -486,6 +497,8 @@ def _train(
 ) -> TrainResult:
     plan = _plan(c, info, data, strategy)
     model = _compiled_model(c, info, data, strategy, plan)
+    estimate = training_memory_bytes(model, c.batch_size, c.optimizer, bool(c.ema_momentum))
+    check_fits(estimate, c.batch_size, c.model)
     # Model errors (a bad --model-option, --sync-bn without BatchNorm) also come before any
     # file is written.
     if chief:
@@ -510,8 +523,8 @@ def _train(
         plan.train_ds,
         validation_data=plan.val_ds,
         epochs=c.epochs,
-        callbacks=_callbacks(c, run_dir, recorder, extra_callbacks),
-        verbose=c.verbose,
+        callbacks=_callbacks(c, run_dir, recorder, [*_forecast(c, plan), *extra_callbacks]),
+        verbose=progress_verbose(c.verbose),  # no progress bar in a log file
         shuffle=False,  # the pipeline shuffles (seeded)
     )
     status = _status(recorder, c.epochs)
@@ -520,6 +533,8 @@ def _train(
     resumed_from = getattr(model, "_initial_epoch", 0) or 0
     metrics = _metrics(c, info, data, plan, recorder, results, status, resumed_from, strategy)
     metrics["wall_time_seconds"] = time.perf_counter() - started
+    metrics["peak_rss_mb"] = round(peak_resident_bytes() / 2**20)
+    metrics["memory_estimate_mb"] = round(estimate["total"] / 2**20)
     if chief:
         record = _run_record(c, cfg, info, data, saved, metrics)
         _write_outputs(c, data, run_dir, recorder.rows, metrics, record)
@@ -646,6 +661,7 @@ def summary(metrics: dict, run_dir: Path | str) -> str:
         f"  {metrics['images_per_second']:.0f} images/s training, wall time "
         f"{metrics['wall_time_seconds']:.1f} s, {metrics['replicas']} replica(s), mixed "
         f"precision {metrics.get('mixed_precision', 'off')}"
+        + (f", peak memory {metrics['peak_rss_mb']:,} MB" if "peak_rss_mb" in metrics else "")
     )
     lines.append(f"  run directory: {run_dir}")
     lines.append("=" * 72)

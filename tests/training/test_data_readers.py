@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import socket
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -137,9 +139,90 @@ def test_nowhere_found_names_places_and_remedy(tmp_path, monkeypatch):
     assert "--data-dir" in message[: fix + 200] and "\n" not in message
 
 
+def test_mnist_remedies_are_the_ones_that_provide_mnist(tmp_path, monkeypatch):
+    """Debian packages Fashion-MNIST only (`apt-cache search mnist`): MNIST's message offers
+    IDX files, Keras's mnist.npz and a TFDS copy, never `apt-get install`."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError) as info:
+        load_dataset("mnist", data_dir=str(tmp_path / "empty"))
+    message = str(info.value)
+    assert "apt-get" not in message and "Debian has no mnist package" in message
+    assert str(tmp_path / "keras" / "datasets" / "mnist.npz") in message
+    assert "train-images-idx3-ubyte.gz" in message and "--dataset tfds:mnist" in message
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Every HTTPS connection goes to a local port where nothing listens: no download can
+    succeed (nor hang), on a connected machine too."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for key in ("https_proxy", "HTTPS_PROXY"):
+        monkeypatch.setenv(key, f"http://127.0.0.1:{port}")
+    for key in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(key, raising=False)
+    return port
+
+
+def test_tfds_data_set_missing_offline_says_how_to_provide_it(tmp_path, offline):
+    """Not prepared in --data-dir and not downloadable: the message says so (not "it has no
+    splits", what TFDS's metadata looks like offline), fast, and writes nothing."""
+    started = time.perf_counter()
+    with pytest.raises(FileNotFoundError) as info:
+        load_dataset("tfds:mnist", data_dir=str(tmp_path))
+    message = str(info.value)
+    assert message.startswith("tfds:mnist is not on this machine")
+    assert f"not prepared in --data-dir {tmp_path}" in message
+    assert f"could not be downloaded (no connection to the HTTPS proxy 127.0.0.1:{offline}" in (
+        message
+    )
+    assert "`tfds build mnist --data_dir DIR`" in message and "--data-dir DIR" in message
+    assert "splits" not in message and "\n" not in message
+    assert time.perf_counter() - started < 30
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_manual_tfds_data_set_names_the_manual_dir(tmp_path, offline):
+    with pytest.raises(FileNotFoundError, match=r"downloads/manual.*MANUAL_DOWNLOAD_INSTRUCTIONS"):
+        load_dataset("tfds:imagenet2012", data_dir=str(tmp_path))
+
+
+def test_network_probe(monkeypatch, offline):
+    from training import data
+
+    assert "no connection to the HTTPS proxy" in data.network_problem(timeout=2)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{server.getsockname()[1]}")
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert data.network_problem(timeout=2) is None
+
+
 def test_unknown_spec():
     with pytest.raises(ValueError, match=r"unknown dataset 'cifar'.*tfds:<name>"):
         load_dataset("cifar")
+
+
+@pytest.mark.parametrize(
+    "spec, suggestion",
+    [
+        ("cifar10", "'tfds:cifar10'"),  # a TFDS name given bare
+        ("Fashion_MNSIT", "'fashion_mnist'"),
+        ("cifar", "'tfds:cifar10'"),
+    ],
+)
+def test_unknown_dataset_suggests_the_closest_name(spec, suggestion):
+    with pytest.raises(ValueError) as info:
+        load_dataset(spec)
+    assert f"unknown dataset {spec!r} (did you mean {suggestion}?); accepted:" in str(info.value)
+
+
+def test_unknown_tfds_name_suggests_the_closest():
+    with pytest.raises(ValueError, match=r"tfds:cifar: no such.*did you mean tfds:cifar10"):
+        load_dataset("tfds:cifar")
 
 
 def _write_folder(root, classes, per_class, size=(12, 10), mode="RGB", seed=0):
@@ -174,13 +257,42 @@ def test_folder_reader_grayscale_split_and_resize(tmp_path):
     assert set(np.unique(ds.y_test)) == {0, 1}
 
 
+def test_folder_reader_says_once_how_many_images_it_converted(tmp_path, capsys):
+    _write_folder(tmp_path, ["a", "b"], 5, size=(8, 8))
+    Image.fromarray(np.zeros((16, 16, 4), np.uint8), "RGBA").save(tmp_path / "a" / "x.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8), "L").save(tmp_path / "b" / "x.png")
+    ds = load_dataset(f"folder:{tmp_path}")
+    assert ds.image_shape == (8, 8, 3)
+    err = capsys.readouterr().err
+    assert err == (
+        f"note: folder:{tmp_path}: resized 1 (bilinear) to 8x8 and converted 2 from L/RGBA to "
+        f"RGB of 12 images, to match the first image\n"
+    )
+    _write_folder(tmp_path / "same", ["a", "b"], 3)
+    load_dataset(f"folder:{tmp_path / 'same'}")
+    assert capsys.readouterr().err == ""  # nothing converted: nothing said
+
+
+def test_folder_with_one_class_is_refused(tmp_path):
+    _write_folder(tmp_path / "one", ["cat"], 3)
+    with pytest.raises(ValueError) as info:
+        load_dataset(f"folder:{tmp_path / 'one'}")
+    message = str(info.value)
+    assert message.startswith(f"folder:{tmp_path / 'one'}: only one class found ('cat', 3 ")
+    assert "at least 2" in message
+    _write_folder(tmp_path / "split" / "train", ["cat"], 3)
+    _write_folder(tmp_path / "split" / "test", ["cat"], 1)
+    with pytest.raises(ValueError, match="only one class found"):
+        load_dataset(f"folder:{tmp_path / 'split'}")
+
+
 def test_folder_reader_errors(tmp_path):
     (tmp_path / "empty" / "a").mkdir(parents=True)
     with pytest.raises(ValueError, match="no images found"):
         load_dataset(f"folder:{tmp_path / 'empty'}")
     with pytest.raises(FileNotFoundError, match="no such directory"):
         load_dataset(f"folder:{tmp_path / 'missing'}")
-    _write_folder(tmp_path / "bad", ["a"], 2)
+    _write_folder(tmp_path / "bad", ["a", "b"], 2)
     (tmp_path / "bad" / "a" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match=r"broken\.png.*cannot decode"):
         load_dataset(f"folder:{tmp_path / 'bad'}")
