@@ -36,6 +36,7 @@ from export.formats import (
     ExportFormat,
     resolve_formats,
 )
+from export.metadata import LABELS_FILE, app_metadata, files_metadata
 from export.report import write_report
 from export.source import ModelSource
 from export.tflite_export import IO_TYPES
@@ -43,7 +44,6 @@ from export.verify import FileReport, keras_reference, verify_file
 from training.atomic import atomic_write_bytes, atomic_write_text
 
 DEFAULT_EXPORT_ROOT = Path("exports")
-LABELS_FILE = "labels.txt"
 METADATA_FILE = "metadata.json"
 
 
@@ -144,31 +144,6 @@ def check_writable(directory: Path) -> None:
         ) from None
 
 
-def app_metadata(source: ModelSource, class_names: list[str] | None) -> dict[str, Any]:
-    """What a mobile app needs to feed the model and read its output."""
-    return {
-        "name": source.name,
-        "model": source.model_name,
-        "task": source.task,
-        "dataset": source.dataset,
-        "input": {
-            "name": "input",
-            "shape": [1, *source.input_shape],
-            "layout": "NHWC",
-            "dtype": "float32",
-            "range": [0.0, 255.0],
-            "normalization": "inside: feed raw pixels; model does (x/255-mean)/std",
-            "mean": list(source.mean) if source.mean else None,
-            "std": list(source.std) if source.std else None,
-        },
-        "output": {
-            "name": "logits" if source.task == "classification" else "reconstruction",
-            "kind": "logits" if source.task == "classification" else "image",
-        },
-        "class_names": class_names,
-    }
-
-
 def _needs_data_for_training(formats: list[ExportFormat], options: ExportOptions) -> bool:
     return options.prune > 0 or any(f.needs_training_data for f in formats)
 
@@ -218,6 +193,7 @@ class _Job:
     notes: dict[str, Any]
     tflm_prepared: Any = None
     float_onnx: bytes | None = None
+    files_metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def output_name(self) -> str:
@@ -260,12 +236,12 @@ def export_model(
         source, model, data, metadata, formats, options, tflm_skipped
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / METADATA_FILE, json.dumps(metadata, indent=2))
-    if class_names:
-        atomic_write_text(out_dir / LABELS_FILE, "\n".join(class_names))
     reference = keras_reference(model, data.x_test, data.y_test, source.task)
     job = _Job(source, model, data, metadata, reference, out_dir, options, qat_epochs, notes)
     job.tflm_prepared = tflm_prepared
+    _write_metadata(job)
+    if class_names:
+        atomic_write_text(out_dir / LABELS_FILE, "\n".join(class_names))
     files: dict[str, Path] = {}
     reports: list[FileReport] = [tflm_skipped] if tflm_skipped else []
     for fmt in formats:
@@ -275,10 +251,18 @@ def export_model(
         reports.append(report)
         if path is not None:
             files[fmt.name] = path
+            job.files_metadata.update(files_metadata(out_dir, path))
+            _write_metadata(job)
         if not report.passed:
             _log(options, f"  FAILED {report.failure}")
     table = write_report(out_dir, reports, reference, _context(job, formats), _keras_size(source))
     return ExportResult(out_dir=out_dir, files=files, reports=reports, table=table)
+
+
+def _write_metadata(job: _Job) -> None:
+    """`metadata.json`: the model's keys, and `files`: each written file's own entry."""
+    content = dict(job.metadata, files=job.files_metadata)
+    atomic_write_text(job.out_dir / METADATA_FILE, json.dumps(content, indent=2))
 
 
 def _read_data(source: ModelSource, formats, options: ExportOptions) -> ExportData:
@@ -345,10 +329,14 @@ def _keras_size(source: ModelSource) -> int | None:
     return source.model_path.stat().st_size if source.model_path.exists() else None
 
 
+def _file_name(job: _Job, fmt: ExportFormat) -> str:
+    return f"{job.source.name}{fmt.suffix}"
+
+
 def _file_row(job: _Job, fmt: ExportFormat, build) -> tuple[FileReport, Path | None]:
     """Builds one file with `build()`, writes it atomically and verifies it in its runtime;
     a converter failure is a failed (or, for int16x8, unsupported) row, not a crash."""
-    path = job.out_dir / f"{job.source.name}{fmt.suffix}"
+    path = job.out_dir / _file_name(job, fmt)
     _log(job.options, f"exporting {fmt.name} -> {path}")
     try:
         content = build()
@@ -374,7 +362,7 @@ def _tflite_row(job: _Job, fmt: ExportFormat) -> tuple[FileReport, Path | None]:
         content = _build_tflite(
             fmt, job.model, job.source, job.data, io, job.output_name, job.options, job.qat_epochs
         )
-        return _embed_tflite_metadata(content, job.metadata, fmt, io, job.output_name)
+        return _embed_tflite_metadata(content, job.metadata, fmt, job.output_name)
 
     return _file_row(job, fmt, build)
 
@@ -383,9 +371,10 @@ def _onnx_row(job: _Job, fmt: ExportFormat) -> tuple[FileReport, Path | None]:
     def build() -> bytes:
         if job.float_onnx is None:
             job.float_onnx = _build_onnx_float(job.model, job.source, job.metadata, fmt)
-        if fmt.quantization == "none":
-            return job.float_onnx
-        return _build_onnx_int8(job.float_onnx, job.data, job.options)
+        content = job.float_onnx
+        if fmt.quantization != "none":
+            content = _build_onnx_int8(job.float_onnx, job.data, job.options)
+        return _embed_onnx_metadata(content, job.metadata, fmt)
 
     return _file_row(job, fmt, build)
 
@@ -438,20 +427,25 @@ def _build_tflite(fmt, model, source, data, io, output_name, options, qat_epochs
     )
 
 
-def _embed_tflite_metadata(content, metadata, fmt, io, output_name) -> bytes:
-    from export.tflite_export import embed_metadata, io_quantization
+def _embed_tflite_metadata(content, metadata, fmt, output_name) -> bytes:
+    from export.metadata import embed_in_tflite
 
-    entry = dict(metadata, format=fmt.name, quantization=io_quantization(content))
-    return embed_metadata(content, entry, output_name=output_name)
+    return embed_in_tflite(content, metadata, fmt, output_name)
 
 
 def _build_onnx_float(model, source, metadata, fmt) -> bytes:
-    from export.onnx_export import convert_onnx, set_metadata
+    from export.onnx_export import convert_onnx
 
     proto = convert_onnx(
         model, source.input_shape, fmt.options.get("opset", 17), metadata["output"]["name"]
     )
-    return set_metadata(proto, metadata).SerializeToString()
+    return proto.SerializeToString()
+
+
+def _embed_onnx_metadata(content: bytes, metadata, fmt: ExportFormat) -> bytes:
+    from export.metadata import embed_in_onnx
+
+    return embed_in_onnx(content, metadata, fmt)
 
 
 def _build_onnx_int8(float_content: bytes, data: ExportData, options: ExportOptions) -> bytes:

@@ -3,8 +3,10 @@
 The float32 graph has a dynamic batch dimension, opset 17, and passes `onnx.checker`. The int8
 graph is the float32 graph with QuantizeLinear/DequantizeLinear pairs (QDQ format: the form
 ONNX Runtime, TensorRT and OpenVINO fuse into integer kernels), weights per channel, calibrated
-on the same training images as the TFLite int8 file. Both carry the app-facing metadata as
-`metadata_props` (string key/value pairs: `convzoo.class_names` is JSON, and so on).
+on the same training images as the TFLite int8 file. The input is `input`, the output
+`logits` (or `reconstruction`), their first dimension `batch`. Each file carries the metadata
+describing it (`export.metadata`) as `metadata_props` (string key/value pairs: `convzoo.input`
+and `convzoo.output` are JSON, with the file's own dtype and preprocessing, and so on).
 
 Example:
 
@@ -27,6 +29,7 @@ import tensorflow as tf
 from export.data import calibration_batches
 
 INPUT_NAME = "input"
+BATCH_DIM = "batch"
 OPSET = 17
 
 
@@ -50,8 +53,38 @@ def convert_onnx(
     for node in proto.graph.node:
         node.output[:] = [output_name if o == output.name else o for o in node.output]
     output.name = output_name
+    _name_batch_dimension(proto)
     onnx.checker.check_model(proto)
     return proto
+
+
+def _name_batch_dimension(proto) -> None:
+    """tf2onnx calls the free batch dimension `unk__<n>`: call it `batch` wherever it is."""
+    graph = proto.graph
+    ends = (*graph.input, *graph.output)
+    params = {v.type.tensor_type.shape.dim[0].dim_param for v in ends} - {""}
+    for value in (*ends, *graph.value_info):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in params:
+                dim.dim_param = BATCH_DIM
+
+
+def io_tensors(content: bytes) -> dict[str, dict[str, Any]]:
+    """Name, shape (None for a free dimension) and dtype of the input and output of a
+    serialized ONNX model with one of each."""
+    import onnx
+
+    graph = onnx.load_from_string(content).graph
+    result = {}
+    for key, (value,) in (("input", graph.input), ("output", graph.output)):
+        tensor_type = value.type.tensor_type
+        dims = tensor_type.shape.dim
+        result[key] = {
+            "name": value.name,
+            "shape": [d.dim_value if d.HasField("dim_value") else None for d in dims],
+            "dtype": np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)).name,
+        }
+    return result
 
 
 def set_metadata(proto, metadata: Mapping[str, Any]):

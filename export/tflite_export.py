@@ -7,8 +7,11 @@ TF op fails the conversion instead of producing a file the edge runtimes cannot 
 The TFLite file carries what an app needs inside the flatbuffer:
 
 - a signature `serving_default` with input `input` and output `logits` (or `reconstruction`),
-- a `convzoo` metadata entry holding JSON: input shape, dtype, value range and normalization,
-  class labels, task, model and data set names, and the input/output quantization parameters.
+  and input and output tensors of those names,
+- a `convzoo` metadata entry holding JSON that describes this file (`export.metadata`): its
+  input and output dtype, shape, scale and zero point, the pixel range and normalization, how
+  a raw image becomes the input tensor, what the output means, class labels, task, model and
+  data set names.
 
 Example:
 
@@ -143,8 +146,9 @@ def embed_metadata(
     compact_names: bool = True,
 ) -> bytes:
     """Adds the `convzoo` JSON metadata entry and, if missing, the `serving_default`
-    signature (input `input`, output `output_name`) to a TFLite flatbuffer; with
-    `compact_names`, internal tensor names are shortened to `t<index>`."""
+    signature (input `input`, output `output_name`) to a TFLite flatbuffer, and gives the
+    input and output tensors those names; with `compact_names`, the other tensor names are
+    shortened to `t<index>`."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     schema = _schema()
@@ -177,6 +181,7 @@ def embed_metadata(
         # strings of ~100 bytes each; the app-facing names live in the signature.
         for index, tensor in enumerate(subgraph.tensors):
             tensor.name = f"t{index}"
+    _name_io_tensors(subgraph, output_name)
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(
         json.dumps(dict(metadata), separators=(",", ":")).encode(), dtype=np.uint8
@@ -186,6 +191,19 @@ def embed_metadata(
     entry.name, entry.buffer = METADATA_NAME, len(model.buffers) - 1
     model.metadata = [m for m in (model.metadata or []) if m.name != METADATA_NAME] + [entry]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _name_io_tensors(subgraph, output_name: str) -> None:
+    """Names the input and output tensors `input` and `output_name`, as the signature does.
+
+    The converter cannot: whatever the Keras layer, `tf.TensorSpec` or dict key is called, it
+    names them `serving_default_<argument>:0` and `(Stateful)PartitionedCall:0`; only the
+    signature carries the function's names. A tensor name is a plain flatbuffer string, so it
+    is set here, for apps that look tensors up by name (`get_input_details()[0]["name"]`).
+    """
+    for indices, name in ((subgraph.inputs, INPUT_NAME), (subgraph.outputs, output_name)):
+        if len(indices) == 1:
+            subgraph.tensors[int(indices[0])].name = name
 
 
 def read_metadata(content: bytes) -> dict[str, Any] | None:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from export.dense_as_conv import dense_as_conv
-from export.formats import ExportFormat
+from export.formats import FORMATS, ExportFormat
 from export.tflm import BundleSpec, bundle_sources, write_bundle
 from export.tflm_fit import (
     check_fits,
@@ -78,7 +78,8 @@ def prepare_tflm(source, model, data, class_names, metadata, *, progress: bool =
     Raises:
         TflmUnsupportedError: too large for a microcontroller, or an operator TFLM lacks.
     """
-    from export.tflite_export import convert_tflite, embed_metadata, io_quantization
+    from export.metadata import embed_in_tflite
+    from export.tflite_export import convert_tflite
     from export.verify import tflite_op_names
 
     refuse_if_too_large(source)
@@ -95,8 +96,7 @@ def prepare_tflm(source, model, data, class_names, metadata, *, progress: bool =
         progress=progress,
         per_channel=False,
     )
-    entry = dict(metadata, format="tflm", quantization=io_quantization(content))
-    content = embed_metadata(content, entry, output_name=output_name)
+    content = embed_in_tflite(content, metadata, FORMATS["tflm"], output_name)
     # Unfused activations (LeNet-5's TANH) in place: 12,720 -> 9,200 arena bytes on LeNet-5.
     content = plan_in_place(content)
     image = data.x_test[0] if len(data.x_test) else data.x_calibration[0]

@@ -54,7 +54,8 @@ def export_web(
         The row's report and the folder (None when it was not written).
     """
     from export.exporter import _build_tflite, _embed_tflite_metadata, _log
-    from export.tflite_export import io_quantization
+    from export.metadata import own_entry
+    from export.tflite_export import io_quantization, read_metadata
     from export.web import MODEL_FILE, SCREENSHOT_FILE, WEB_DIR, write_web_folder
 
     if source.task != "classification":
@@ -62,7 +63,7 @@ def export_web(
     output_name = metadata["output"]["name"]
     try:
         content = _build_tflite(fmt, model, source, data, "float32", output_name, options, 0)
-        content = _embed_tflite_metadata(content, metadata, fmt, "float32", output_name)
+        content = _embed_tflite_metadata(content, metadata, fmt, output_name)
     except Exception as error:  # a converter failure is a row, not a crash
         return _failed(fmt, f"conversion failed: {type(error).__name__}: {error}"), None
 
@@ -85,7 +86,7 @@ def export_web(
         folder = write_web_folder(
             out_dir,
             model,
-            metadata,
+            dict(metadata, files={MODEL_FILE: own_entry(read_metadata(content))}),
             content,
             io_quantization(content),
             data.x_calibration,
