@@ -188,6 +188,8 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
         augment="medium",
         xla=False,
     ),
+    # On 28x28 MNIST-like data: the model takes the 28x28 images and resizes them to 64x64
+    # inside (its first layers), instead of the pipeline upsampling them to 227x227x3.
     "alexnet": dict(
         epochs=30,
         batch_size=128,
@@ -195,6 +197,7 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
         learning_rate=0.01,
         weight_decay=5e-4,
         xla=False,
+        mnist_like=dict(input_shape="28,28,1", model_options={"resize_to": 64}),
     ),
     "conv_autoencoder": dict(
         epochs=10,
@@ -310,6 +313,14 @@ def progress_verbose(verbose: int, stream: Any = None) -> int:
     return 1 if isatty is not None and isatty() else 2
 
 
+def _mnist_like_shape(c: TrainConfig, small: dict[str, Any] | None) -> None:
+    """A model's input shape and options for 28x28 MNIST-like data, unless given."""
+    if small is None or c.dataset not in ("fashion_mnist", "mnist") or c.input_shape:
+        return
+    c.input_shape = small["input_shape"]
+    c.model_options = {**small["model_options"], **parse_model_options(c.model_options)}
+
+
 def resolve_config(config: TrainConfig) -> TrainConfig:
     """Fills every `None`/`auto` with the model's default and validates the values."""
     c = dataclasses.replace(config)
@@ -324,6 +335,7 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
         c.optimizer = defaults["optimizer"]
     if c.augment == "auto" and "augment" in defaults and c.dataset in ("fashion_mnist", "mnist"):
         c.augment = defaults["augment"]  # else the data set's default, at data-loading time
+    _mnist_like_shape(c, defaults.get("mnist_like"))
     if c.run_dir is None:
         c.run_dir = os.path.join("runs", f"{c.model}-{dataset_tag(c.dataset)}")
     checks = [

@@ -250,3 +250,16 @@ def test_a_run_start_cleans_its_directory_and_names_model_changes_first(tmp_path
     assert message.index("model: 'lenet5_modern' -> 'lenet5'") < message.index("augment:")
     assert "more" in message  # more than four keys differ
     assert not leftover.exists()
+
+
+def test_alexnet_takes_mnist_like_images_and_resizes_them_inside():
+    from training.config import TrainConfig, resolve_config
+
+    default = resolve_config(TrainConfig(model="alexnet_bn"))
+    assert (default.input_shape, default.model_options) == ("28,28,1", {"resize_to": 64})
+    chosen = resolve_config(TrainConfig(model="alexnet", model_options=["resize_to=96"]))
+    assert (chosen.input_shape, chosen.model_options) == ("28,28,1", {"resize_to": 96})
+    other = resolve_config(TrainConfig(model="alexnet_bn", dataset="tfds:imagenette"))
+    assert (other.input_shape, other.model_options) == (None, None)
+    lenet = resolve_config(TrainConfig(model="lenet5"))
+    assert (lenet.input_shape, lenet.model_options) == (None, None)
