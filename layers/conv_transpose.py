@@ -56,6 +56,12 @@ has no dilation, so with dilation > 1 the decomposition is differentiated.) Ever
 forward pass (PAD, CONV_2D / CONV_3D, GATHER, TRANSPOSE, PACK, RESHAPE, STRIDED_SLICE) is a
 TFLite built-in and exports to ONNX.
 
+Groups (`groups=g`, PyTorch's and ONNX's `groups`/`group`): the input channels and the filters
+are split into `g` groups, and group `i`'s filters are the transpose convolution of group `i`'s
+input channels alone. Each group is computed as above and the outputs concatenated (SPLIT and
+CONCATENATION in TFLite), as `Conv*` does for its groups; TensorFlow and Keras have no grouped
+transpose convolution.
+
 Dilation follows the framework convention: `dilation=1` is a plain kernel, `dilation=2` leaves
 one pixel between taps (the lecture's "dilation rate 1").
 """
@@ -381,6 +387,7 @@ class _ConvTranspose(tf.keras.layers.Layer):
         padding: int | str | Sequence = 0,
         output_padding: int | Sequence[int] | None = None,
         dilation: int | Sequence[int] = 1,
+        groups: int = 1,
         use_bias: bool = True,
         activation=None,
         kernel_initializer="glorot_uniform",
@@ -394,6 +401,14 @@ class _ConvTranspose(tf.keras.layers.Layer):
         if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
             raise ValueError(f"`filters` must be a positive integer, got {filters!r}.")
         self.filters = filters
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"`groups` must be a positive integer, got {groups!r}.")
+        if filters % groups:
+            raise ValueError(
+                f"`filters`={filters} must be divisible by `groups`={groups} (each group has "
+                "filters // groups output channels)."
+            )
+        self.groups = groups
         self.kernel_size = normalize_tuple(kernel_size, rank, "kernel_size")
         self.strides = normalize_tuple(strides, rank, "strides")
         self.dilation = normalize_tuple(dilation, rank, "dilation")
@@ -455,6 +470,11 @@ class _ConvTranspose(tf.keras.layers.Layer):
                 f"Layer '{self.name}' needs a known number of input channels, "
                 f"got shape {tuple(input_shape)}."
             )
+        if input_shape[-1] % self.groups:
+            raise ValueError(
+                f"Layer '{self.name}': input channels {input_shape[-1]} must be divisible by "
+                f"`groups`={self.groups}."
+            )
         for axis, size in enumerate(input_shape[1:-1]):
             out = self._output_size(size, axis)
             if out is not None and out < 1:
@@ -468,7 +488,8 @@ class _ConvTranspose(tf.keras.layers.Layer):
     def build(self, input_shape):
         input_shape = tuple(tf.TensorShape(input_shape).as_list())
         self._check_shape(input_shape)
-        add_kernel_and_bias(self, (*self.kernel_size, self.filters, input_shape[-1]))
+        kernel_shape = (*self.kernel_size, self.filters, input_shape[-1] // self.groups)
+        add_kernel_and_bias(self, kernel_shape)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -481,9 +502,9 @@ class _ConvTranspose(tf.keras.layers.Layer):
         """The phase kernels of `kernel` on a common window, stacked along the output channels:
         shape `(*taps, in_channels, prod(strides) * filters)`."""
         rank = self.rank
-        in_channels = kernel.shape[-1]
+        filters, in_channels = kernel.shape[-2], kernel.shape[-1]
         padded = tf.pad(kernel, [[0, 1]] * rank + [[0, 0], [0, 0]])
-        flat = tf.reshape(padded, [-1, self.filters, in_channels])
+        flat = tf.reshape(padded, [-1, filters, in_channels])
         taps = tf.gather(flat, self._tap_index)  # (*T, *s, F, C)
         order = [*range(rank), 2 * rank + 1, *range(rank, 2 * rank), 2 * rank]
         stacked = tf.transpose(taps, order)  # (*T, C, *s, F)
@@ -511,7 +532,7 @@ class _ConvTranspose(tf.keras.layers.Layer):
             dilation=[p.conv_dilation for p in self._plans],
             pads=pads,
         )
-        y = _phases_to_space(y, self.strides, self.filters)
+        y = _phases_to_space(y, self.strides, kernel.shape[-2])
         if any(p.crop_before or p.crop_after for p in self._plans):
             y = _pad_or_crop(y, [(-p.crop_before, -p.crop_after) for p in self._plans])
         return y
@@ -546,13 +567,30 @@ class _ConvTranspose(tf.keras.layers.Layer):
 
         return transpose(inputs, kernel)
 
-    def call(self, inputs):
-        kernel = tf.cast(tf.convert_to_tensor(self.kernel), inputs.dtype)
+    def _transpose_group(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+        """The transpose convolution of one group (or of all channels when `groups=1`)."""
         # TensorFlow's CPU kernel gradients have no dilation: differentiate the phases then.
         if all(d == 1 for d in self.dilation):
-            y = self._transpose_with_adjoint_gradient(inputs, kernel)
+            return self._transpose_with_adjoint_gradient(inputs, kernel)
+        return self._transpose(inputs, kernel)
+
+    def call(self, inputs):
+        kernel = tf.cast(tf.convert_to_tensor(self.kernel), inputs.dtype)
+        if self.groups == 1:
+            y = self._transpose_group(inputs, kernel)
         else:
-            y = self._transpose(inputs, kernel)
+            # Group i: input channels [i * C/g, (i + 1) * C/g) -> filters [i * F/g, (i + 1) * F/g).
+            y = tf.concat(
+                [
+                    self._transpose_group(x, w)
+                    for x, w in zip(
+                        tf.split(inputs, self.groups, axis=-1),
+                        tf.split(kernel, self.groups, axis=-2),
+                        strict=True,
+                    )
+                ],
+                axis=-1,
+            )
         return add_bias_and_activate(self, y)
 
     def get_config(self):
@@ -566,6 +604,7 @@ class _ConvTranspose(tf.keras.layers.Layer):
                 "padding": self.padding,
                 "output_padding": self.output_padding,
                 "dilation": self.dilation,
+                "groups": self.groups,
             }
         )
         return config
@@ -583,12 +622,21 @@ _ARGS_DOC = """
             dimension; each must be smaller than the stride (than the dilation where the stride
             is 1).
         dilation: an int or a tuple of {rank} ints (`1`: no gaps between kernel taps).
+        groups: input channels and filters are split into this many groups, each transposed
+            with its own kernel slice (PyTorch's `groups`, ONNX's `group`); both must be
+            divisible by it.
         use_bias: whether to add a bias per filter.
         activation: activation applied to the output (name or callable), `None` for none.
         kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer: as Keras.
 
-    Weights: `kernel` of shape `(*kernel_size, filters, in_channels)` (the layout of Keras's
-    transpose convolutions, so weights transfer either way), then `bias` of shape `(filters,)`.
+    Weights: `kernel` of shape `(*kernel_size, filters, in_channels // groups)` (the layout of
+    Keras's transpose convolutions, so weights transfer either way; as `Conv*`, the input-channel
+    axis holds one group's channels and the filter axis all filters), then `bias` of shape
+    `(filters,)`. Filters `[i * F/g, (i + 1) * F/g)` belong to group `i`. PyTorch's and ONNX's
+    weight `w` of shape `(in_channels, filters // groups, *kernel_size)` maps to it as
+    `w.reshape(g, C // g, F // g, *k)`, axes moved to `(*k, g, F // g, C // g)`, reshaped to
+    `(*k, F, C // g)`; in 2D: `w.reshape(g, C//g, F//g, kh, kw).transpose(3, 4, 0, 2, 1)
+    .reshape(kh, kw, F, C//g)` (with `groups=1`, `w.transpose(2, 3, 1, 0)`).
 
     Output size per dimension:
     `(n - 1) * s - (p_before + p_after) + d * (k - 1) + output_padding + 1`.
@@ -634,6 +682,9 @@ ConvTranspose2D.__doc__ = (
         >>> layer = ConvTranspose2D(32, 4, strides=2, padding="same")
         >>> layer(tf.zeros((1, 16, 16, 64))).shape
         TensorShape([1, 32, 32, 32])
+        >>> grouped = ConvTranspose2D(8, 4, strides=2, padding=1, groups=4)  # PyTorch's groups
+        >>> grouped(tf.zeros((1, 8, 8, 16))).shape, grouped.kernel.shape
+        (TensorShape([1, 16, 16, 8]), TensorShape([4, 4, 8, 4]))
 """
 )
 ConvTranspose3D.__doc__ = (

@@ -16,8 +16,9 @@ stride and `d` the dilation. Along each spatial dimension of length `H`, padded 
 lecture's "dilation rate 1" (one skipped pixel between taps) is `dilation=2` here.
 
 Computation: the input is padded with `layers.padding.pad_spatial` (zeros, reflect,
-replicate or circular), then convolved with `tf.nn.convolution(..., padding="VALID")`. Zero
-padding that equals TensorFlow's "same" padding is folded into the convolution (one TFLite
+replicate, circular, or a constant `padding_value` as ONNX's Pad), then convolved with
+`tf.nn.convolution(..., padding="VALID")`. Zero padding (`"zeros"`, or `"constant"` with the
+value 0) that equals TensorFlow's "same" padding is folded into the convolution (one TFLite
 CONV_2D with SAME padding, no PAD op). `groups > 1` runs one convolution per group and
 concatenates them: TensorFlow's native grouped convolution has no CPU gradient without
 oneDNN and no CPU Conv3D at all, while the split form runs everywhere, converts to TFLite
@@ -40,7 +41,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from layers._args import check_choice, check_input_rank, normalize_tuple
+from layers._args import check_input_rank, normalize_tuple
 from layers._conv_utils import (
     add_bias_and_activate,
     add_kernel_and_bias,
@@ -48,7 +49,14 @@ from layers._conv_utils import (
     set_kernel_and_bias_options,
 )
 from layers.arithmetic import conv_output_size
-from layers.padding import PADDING_MODES, normalize_padding, pad_spatial, same_padding
+from layers.padding import (
+    PADDING_MODE_CONSTANT,
+    check_padding_mode,
+    check_padding_value,
+    normalize_padding,
+    pad_spatial,
+    same_padding,
+)
 
 _DATA_FORMATS = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
 _LAYOUTS = {
@@ -102,6 +110,8 @@ class _Conv(tf.keras.layers.Layer):
         bias_initializer="zeros",
         kernel_regularizer=None,
         bias_regularizer=None,
+        *,
+        padding_value: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -111,7 +121,8 @@ class _Conv(tf.keras.layers.Layer):
         self.strides = normalize_tuple(strides, rank, "strides")
         self.dilation = normalize_tuple(dilation, rank, "dilation")
         self.padding = normalize_padding(padding, rank)
-        self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
+        self.padding_mode = check_padding_mode(padding_mode)
+        self.padding_value = check_padding_value(padding_value, self.padding_mode)
         self.groups = _positive_int(groups, "groups")
         if self.filters % self.groups:
             raise ValueError(
@@ -137,12 +148,19 @@ class _Conv(tf.keras.layers.Layer):
 
     # -- geometry ---------------------------------------------------------------------------
 
+    @property
+    def _pads_with_zeros(self) -> bool:
+        """Whether the padding is zeros (`"zeros"`, or `"constant"` with the value 0)."""
+        return self.padding_mode == "zeros" or (
+            self.padding_mode == PADDING_MODE_CONSTANT and self.padding_value == 0.0
+        )
+
     def _explicit_pads(self, spatial_shape: Sequence[int | None]):
         """`"SAME"` when TF's own same padding does the job, else `(before, after)` pairs."""
         if self.padding == "valid":
             return ((0, 0),) * self.rank
         if self.padding == "same":
-            if self.padding_mode == "zeros":
+            if self._pads_with_zeros:
                 return "SAME"
             if any(size is None for size in spatial_shape):
                 raise ValueError(
@@ -158,7 +176,7 @@ class _Conv(tf.keras.layers.Layer):
                 )
             )
         pads = self.padding
-        if self.padding_mode == "zeros" and all(n is not None for n in spatial_shape):
+        if self._pads_with_zeros and all(n is not None for n in spatial_shape):
             same = tuple(
                 same_padding(n, k, s, d)
                 for n, k, s, d in zip(
@@ -236,7 +254,7 @@ class _Conv(tf.keras.layers.Layer):
             tf_padding = "SAME"
         else:
             tf_padding = "VALID"
-            inputs = pad_spatial(inputs, pads, self.padding_mode)
+            inputs = pad_spatial(inputs, pads, self.padding_mode, self.padding_value)
         if self.groups == 1:
             outputs = self._convolve(inputs, kernel, tf_padding)
         else:
@@ -282,6 +300,7 @@ class _Conv(tf.keras.layers.Layer):
                 "strides": self.strides,
                 "padding": self.padding,
                 "padding_mode": self.padding_mode,
+                "padding_value": self.padding_value,
                 "dilation": self.dilation,
                 "groups": self.groups,
             }
@@ -309,8 +328,8 @@ _DOC = """{rank}D convolution (`{name}`), channels-last, with padding modes and 
             a tuple of {rank} `(before, after)` pairs, `"valid"` (none) or `"same"`
             (TensorFlow's rule: output length `ceil(H / s)`, the extra row at the end).
         padding_mode: how the padding is filled: `"zeros"`, `"reflect"` (mirror without the
-            edge; pad < size), `"replicate"` (edge repeated) or `"circular"` (periodic;
-            pad <= size).
+            edge; pad < size), `"replicate"` (edge repeated), `"circular"` (periodic;
+            pad <= size) or `"constant"` (`padding_value`; ONNX's Pad `mode="constant"`).
         dilation: an int or a tuple of {rank} ints, the spacing between kernel taps.
         groups: input channels and filters are split into this many groups, each convolved
             with its own kernel slice (AlexNet's two-GPU convolutions are `groups=2`).
@@ -318,6 +337,9 @@ _DOC = """{rank}D convolution (`{name}`), channels-last, with padding modes and 
         activation: activation applied to the output (name or callable), or None.
         kernel_initializer, bias_initializer: initializers (names or objects).
         kernel_regularizer, bias_regularizer: regularizers, or None.
+        padding_value: keyword only, the fill value of `padding_mode="constant"` (ONNX Pad's
+            `constant_value`, PyTorch `F.pad(..., mode="constant", value=...)` before the
+            convolution); must stay 0 with the other modes.
         **kwargs: base `Layer` arguments (`name`, `dtype`, `trainable`).
 
     Weights:
@@ -331,9 +353,10 @@ _DOC = """{rank}D convolution (`{name}`), channels-last, with padding modes and 
 
     Raises:
         ValueError: for non-positive filters, kernel sizes, strides or dilations, an unknown
-            padding or padding mode, strides > 1 with dilation > 1, filters or input channels
-            not divisible by `groups`, an input of the wrong rank, or a dilated kernel
-            larger than the padded input.
+            padding or padding mode, a non-zero `padding_value` without `"constant"`,
+            strides > 1 with dilation > 1, filters or input channels not divisible by
+            `groups`, an input of the wrong rank, or a dilated kernel larger than the padded
+            input.
 
     Example:
         >>> layer = {name}(8, {example_kernel}, strides=2, padding=1, padding_mode="reflect")
@@ -371,6 +394,8 @@ class Conv1D(_Conv):
         bias_initializer="zeros",
         kernel_regularizer=None,
         bias_regularizer=None,
+        *,
+        padding_value: float = 0.0,
         **kwargs,
     ):
         super().__init__(
@@ -388,6 +413,7 @@ class Conv1D(_Conv):
             bias_initializer=bias_initializer,
             kernel_regularizer=kernel_regularizer,
             bias_regularizer=bias_regularizer,
+            padding_value=padding_value,
             **kwargs,
         )
 
@@ -421,6 +447,8 @@ class Conv2D(_Conv):
         bias_initializer="zeros",
         kernel_regularizer=None,
         bias_regularizer=None,
+        *,
+        padding_value: float = 0.0,
         **kwargs,
     ):
         super().__init__(
@@ -438,6 +466,7 @@ class Conv2D(_Conv):
             bias_initializer=bias_initializer,
             kernel_regularizer=kernel_regularizer,
             bias_regularizer=bias_regularizer,
+            padding_value=padding_value,
             **kwargs,
         )
 
@@ -471,6 +500,8 @@ class Conv3D(_Conv):
         bias_initializer="zeros",
         kernel_regularizer=None,
         bias_regularizer=None,
+        *,
+        padding_value: float = 0.0,
         **kwargs,
     ):
         super().__init__(
@@ -488,5 +519,6 @@ class Conv3D(_Conv):
             bias_initializer=bias_initializer,
             kernel_regularizer=kernel_regularizer,
             bias_regularizer=bias_regularizer,
+            padding_value=padding_value,
             **kwargs,
         )

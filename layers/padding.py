@@ -15,9 +15,21 @@ Modes, shown on the row `a b c d` padded by 2 on each side:
 - `"reflect"`:   `c b | a b c d | c b`   (mirror without repeating the edge; pad < size)
 - `"replicate"`: `a a | a b c d | d d`   (the edge value repeated)
 - `"circular"`:  `c d | a b c d | a b`   (periodic; pad <= size)
+- `"constant"`:  `v v | a b c d | v v`   (any constant `v`, the `padding_value`)
 
-All modes are built from TFLite built-in ops (PAD, MIRROR_PAD, TILE, STRIDED_SLICE,
-CONCATENATION) and export to ONNX.
+`PADDING_MODES` are the lecture's four; `"constant"` (`PADDING_MODE_CONSTANT`) is the fifth,
+for graphs ported from ONNX and PyTorch that pad with another value than zero.
+
+| here | ONNX `Pad` | PyTorch |
+| --- | --- | --- |
+| `"zeros"` | `mode="constant"`, `constant_value=0` | `padding_mode="zeros"` |
+| `"constant"`, `padding_value=v` | `mode="constant"`, `constant_value=v` | `F.pad(..., value=v)` |
+| `"reflect"` | `mode="reflect"` | `padding_mode="reflect"` |
+| `"replicate"` | `mode="edge"` | `padding_mode="replicate"` |
+| `"circular"` | `mode="wrap"` (opset 19) | `padding_mode="circular"` |
+
+All modes are built from TFLite built-in ops (PAD, PADV2 for a non-zero constant, MIRROR_PAD,
+TILE, STRIDED_SLICE, CONCATENATION) and export to ONNX.
 """
 
 from __future__ import annotations
@@ -27,9 +39,47 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+PADDING_MODE_CONSTANT = "constant"
 PADDING_NAMES = ("same", "valid")
 
 PaddingAmounts = tuple[tuple[int, int], ...]
+
+
+def check_padding_mode(mode: str) -> str:
+    """Returns `mode` lower-cased if it is `"constant"` or one of `PADDING_MODES`.
+
+    Raises:
+        ValueError: for any other value, naming the accepted ones.
+    """
+    if isinstance(mode, str) and mode.lower() in (*PADDING_MODES, PADDING_MODE_CONSTANT):
+        return mode.lower()
+    raise _mode_error(mode)
+
+
+def _mode_error(mode: object) -> ValueError:
+    return ValueError(
+        f"`padding_mode` must be {PADDING_MODE_CONSTANT!r} (filled with `padding_value`) or one "
+        f"of {', '.join(map(repr, PADDING_MODES))}, got {mode!r}."
+    )
+
+
+def check_padding_value(value: float, mode: str) -> float:
+    """Returns `value` as a float; it must be a real number, and zero unless `mode` is
+    `"constant"` (the other modes take their values from the input, as in PyTorch's `F.pad`).
+
+    Raises:
+        ValueError: for a value that is not a real number, or a non-zero value with a mode
+            other than `"constant"`.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"`padding_value` must be a real number, got {value!r}.")
+    if value != 0 and mode != PADDING_MODE_CONSTANT:
+        raise ValueError(
+            f"`padding_value`={value!r} is used only with padding_mode="
+            f"{PADDING_MODE_CONSTANT!r}, got padding_mode={mode!r}; pass "
+            f"padding_mode={PADDING_MODE_CONSTANT!r} or leave `padding_value` at 0."
+        )
+    return float(value)
 
 
 def normalize_padding(padding: int | str | Sequence, rank: int) -> str | PaddingAmounts:
@@ -141,30 +191,40 @@ def _repeat_edge(edge: tf.Tensor, times: int, axis: int) -> tf.Tensor:
     return tf.tile(edge, multiples)
 
 
-def pad_spatial(x: tf.Tensor, pads: PaddingAmounts, mode: str = "zeros") -> tf.Tensor:
+def pad_spatial(
+    x: tf.Tensor, pads: PaddingAmounts, mode: str = "zeros", value: float = 0.0
+) -> tf.Tensor:
     """Pads the spatial dimensions of a channels-last tensor `(batch, *spatial, channels)`.
 
     Args:
         x: the input tensor.
         pads: one `(before, after)` pair per spatial dimension.
-        mode: one of `PADDING_MODES`.
+        mode: one of `PADDING_MODES` or `"constant"`.
+        value: the fill value of `"constant"` (ONNX Pad's `constant_value`); must be 0
+            with the other modes.
 
     Returns:
         The padded tensor; spatial size `n` becomes `before + n + after`.
 
     Raises:
-        ValueError: for an unknown mode, or a pad too large for `reflect` (must be < size) or
-            `circular` (must be <= size).
+        ValueError: for an unknown mode, a non-zero `value` without `"constant"`, or a pad too
+            large for `reflect` (must be < size) or `circular` (must be <= size).
+
+    Example:
+        >>> row = tf.constant([[[1.0], [2.0]]])
+        >>> pad_spatial(row, ((1, 2),), "constant", -1.0)[0, :, 0].numpy().tolist()
+        [-1.0, 1.0, 2.0, -1.0, -1.0]
     """
-    if mode not in PADDING_MODES:
-        raise ValueError(
-            f"`padding_mode` must be one of {', '.join(map(repr, PADDING_MODES))}, got {mode!r}."
-        )
+    if mode not in (*PADDING_MODES, PADDING_MODE_CONSTANT):
+        raise _mode_error(mode)
+    value = check_padding_value(value, mode)
     if all(before == 0 and after == 0 for before, after in pads):
         return x
     full = [[0, 0], *[[before, after] for before, after in pads], [0, 0]]
     if mode == "zeros":
         return tf.pad(x, full)
+    if mode == PADDING_MODE_CONSTANT:
+        return tf.pad(x, full, constant_values=value)
     spatial_shape = x.shape[1:-1]
     for axis0, ((before, after), size) in enumerate(zip(pads, spatial_shape, strict=True)):
         if size is None:

@@ -425,6 +425,10 @@ def test_weights_order_and_shapes():
         ({"strides": 1, "output_padding": 1}, "output_padding"),
         ({"strides": 1, "dilation": 2, "output_padding": 2}, "output_padding"),
         ({"output_padding": -1}, "output_padding"),
+        ({"groups": 0}, r"`groups` must be a positive integer, got 0"),
+        ({"groups": 2.0}, r"`groups` must be a positive integer, got 2.0"),
+        ({"groups": True}, "groups"),
+        ({"filters": 3, "groups": 2}, r"`filters`=3 must be divisible by `groups`=2"),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -485,3 +489,249 @@ def test_keras_file_round_trip(tmp_path):
     x = np.random.default_rng(7).normal(size=(2, 5, 5, 3)).astype(np.float32)
     np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
     assert isinstance(loaded.layers[-1], ConvTranspose2D)
+
+
+# --- Groups (PyTorch's `groups`, ONNX's `group`) ------------------------------------------------
+
+
+def split_groups(layer, x, groups):
+    """Per-group input slices and kernel/bias slices of a grouped layer: group `i` maps input
+    channels `[i * C/g, (i + 1) * C/g)` to filters `[i * F/g, (i + 1) * F/g)`."""
+    kernel, *bias = layer.get_weights()
+    f = layer.filters // groups
+    c = x.shape[-1] // groups
+    for i in range(groups):
+        weights = [kernel[..., i * f : (i + 1) * f, :], *(b[i * f : (i + 1) * f] for b in bias)]
+        yield x[..., i * c : (i + 1) * c], weights
+
+
+def grouped_oracle_outputs_and_grads(layer, x, upstream, **kwargs):
+    """`(y, dL/dx, dL/dkernel)` of per-group Keras transpose convolutions, concatenated."""
+    groups, rank = layer.groups, layer.rank
+    oracles = []
+    for x_group, weights in split_groups(layer, x, groups):
+        oracle = ORACLES[rank](layer.filters // groups, use_bias=layer.use_bias, **kwargs)
+        oracle.build(x_group.shape)
+        oracle.set_weights(weights)
+        oracles.append(oracle)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        parts = [
+            o(x_g) for o, (x_g, _) in zip(oracles, split_groups(layer, x, groups), strict=True)
+        ]
+        y = tf.concat(parts, axis=-1)
+        loss = tf.reduce_sum(y * upstream)
+    grads = tape.gradient(loss, [x, *(o.kernel for o in oracles)])
+    grad_kernel = np.concatenate([np.asarray(g) for g in grads[1:]], axis=-2)
+    return y.numpy(), grads[0].numpy(), grad_kernel
+
+
+@st.composite
+def grouped_configs(draw):
+    rank, k, s, padding, op, d, n = draw(oracle_configs())
+    groups = draw(st.sampled_from([2, 3]))
+    channels = groups * draw(st.integers(1, 2))
+    filters = groups * draw(st.integers(1, 2))
+    return rank, k, s, padding, op, d, n, groups, channels, filters
+
+
+@given(config=grouped_configs(), use_bias=st.booleans())
+def test_groups_match_per_group_keras_outputs_and_gradients(config, use_bias):
+    """The oracle: one Keras transpose convolution (tf.nn.conv_transpose) per group."""
+    rank, k, s, padding, op, d, n, groups, channels, filters = config
+    rng = np.random.default_rng(sum(map(hash, map(str, config))) % 2**32)
+    x = random_input(rng, rank, n, channels)
+    kwargs = {"strides": s, "padding": padding, "output_padding": op}
+    layer = LAYERS[rank](
+        filters, k, dilation=d, groups=groups, use_bias=use_bias, **kwargs
+    )  # fmt: skip
+    layer.build(x.shape)
+    layer.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in layer.get_weights()])
+    upstream = tf.constant(rng.normal(size=layer.compute_output_shape(x.shape)), tf.float32)
+    expected = grouped_oracle_outputs_and_grads(
+        layer, x, upstream, kernel_size=k, dilation_rate=d, **kwargs
+    )
+    for a, e in zip(outputs_and_grads(layer, x, upstream), expected, strict=True):
+        np.testing.assert_allclose(a, e, atol=ATOL, rtol=1e-5)
+
+
+def test_groups_match_tf_nn_conv_transpose_per_group():
+    """AlexNet-style groups=2 upsampling against tf.nn.conv2d_transpose per group."""
+    rng = np.random.default_rng(8)
+    x = random_input(rng, 2, 6, 8)
+    layer = ConvTranspose2D(6, 4, strides=2, padding="same", groups=2, use_bias=False)
+    layer.build(x.shape)
+    kernel = tf.Variable(layer.kernel.numpy())
+    upstream = tf.constant(rng.normal(size=(2, 12, 12, 6)), tf.float32)
+
+    def per_group(x, w):
+        parts = [
+            tf.nn.conv2d_transpose(x[..., 4 * i : 4 * i + 4], w[..., 3 * i : 3 * i + 3, :],
+                                   (2, 12, 12, 3), 2, padding="SAME")
+            for i in range(2)
+        ]  # fmt: skip
+        return tf.concat(parts, axis=-1)
+
+    expected = reference_and_grads(per_group, x, kernel, upstream)
+    for a, e in zip(outputs_and_grads(layer, x, upstream), expected, strict=True):
+        np.testing.assert_allclose(a, e, atol=ATOL, rtol=1e-5)
+
+
+def torch_weight_to_ours(weight: np.ndarray, groups: int) -> np.ndarray:
+    """PyTorch's/ONNX's `(C, F // g, *k)` weight in this layer's `(*k, F, C // g)` layout, by
+    the recipe of the layer's docstring."""
+    channels, group_filters, *k = weight.shape
+    rank = len(k)
+    grouped = weight.reshape(groups, channels // groups, group_filters, *k)
+    moved = grouped.transpose(*range(3, 3 + rank), 0, 2, 1)
+    return moved.reshape(*k, groups * group_filters, channels // groups)
+
+
+def one_node_onnx_model(op_type, x_shape, initializers, **attributes):
+    """A model of one ONNX node `op_type(x, *initializers)` (a list of `(name, array)`)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    names = ["x", *(name for name, _ in initializers)]
+    graph = helper.make_graph(
+        [helper.make_node(op_type, names, ["y"], **attributes)],
+        op_type,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(array, name) for name, array in initializers],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def onnx_conv_transpose(x, weight, bias, groups, strides, dilations, pads, output_padding):
+    """ONNX ConvTranspose on the channels-last `x` (transposed to N, C, ...), in ONNX Runtime
+    and, where it is right, in onnx.reference: onnx 1.23's reference handles `group > 1` only
+    when every group has one input and one output channel, and then adds filter 0's bias to
+    every filter (onnx/onnx#8446, fixed upstream), so it runs there without the bias."""
+    import onnxruntime as ort
+    from onnx.reference import ReferenceEvaluator
+
+    x_nc = np.moveaxis(x, -1, 1)
+    attributes = {
+        "group": groups,
+        "strides": list(strides),
+        "dilations": list(dilations),
+        "pads": [b for b, _ in pads] + [a for _, a in pads],
+        "output_padding": list(output_padding),
+    }
+    inputs = [("w", weight), ("b", bias)]
+    model = one_node_onnx_model("ConvTranspose", x_nc.shape, inputs, **attributes)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    results = [session.run(None, {"x": x_nc})[0]]
+    if groups == 1:
+        results.append(ReferenceEvaluator(model).run(None, {"x": x_nc})[0])
+    elif weight.shape[:2] == (groups, 1):
+        unbiased = one_node_onnx_model("ConvTranspose", x_nc.shape, inputs[:1], **attributes)
+        y = ReferenceEvaluator(unbiased).run(None, {"x": x_nc})[0]
+        results.append(y + bias.reshape(-1, *[1] * (x.ndim - 2)))
+    return [np.moveaxis(y, 1, -1) for y in results]
+
+
+@st.composite
+def onnx_configs(draw):
+    rank = draw(st.sampled_from([1, 2, 3]))
+    groups = draw(st.sampled_from([1, 2, 3]))
+    depthwise = groups > 1 and draw(st.booleans())
+    channels = groups * (1 if depthwise else draw(st.integers(1, 2)))
+    filters = groups * (1 if depthwise else draw(st.integers(1, 2)))
+    k = tuple(draw(st.integers(1, 4 if rank < 3 else 3)) for _ in range(rank))
+    s = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    # Strided and dilated at once, which TensorFlow's oracles forbid.
+    d = tuple(draw(st.integers(1, 2)) for _ in range(rank))
+    # PyTorch (and this layer) allow output_padding < max(stride, dilation); ONNX Runtime only
+    # < stride (the textbook test covers the rest).
+    op = tuple(draw(st.integers(0, si - 1)) for si in s)
+    n = draw(st.integers(1, 4 if rank < 3 else 3))
+    pads = []
+    for ki, si, di, opi in zip(k, s, d, op, strict=True):
+        span = di * (ki - 1) + 1
+        full = (n - 1) * si + span + opi
+        before = draw(st.integers(0, min(span, full - 1)))
+        pads.append((before, draw(st.integers(0, min(span, full - 1 - before)))))
+    return rank, groups, channels, filters, k, s, d, op, n, tuple(pads)
+
+
+@given(config=onnx_configs())
+def test_matches_onnx_conv_transpose(config):
+    """PyTorch's/ONNX's weights through the documented recipe; pads, output_padding, strides,
+    dilations and group against ONNX ConvTranspose (onnx.reference and ONNX Runtime)."""
+    rank, groups, channels, filters, k, s, d, op, n, pads = config
+    rng = np.random.default_rng(sum(map(hash, map(str, config))) % 2**32)
+    x = rng.normal(size=(2, *([n] * rank), channels)).astype(np.float32)
+    weight = rng.normal(size=(channels, filters // groups, *k)).astype(np.float32)
+    bias = rng.normal(size=(filters,)).astype(np.float32)
+    layer = LAYERS[rank](
+        filters, k, strides=s, padding=pads, output_padding=op, dilation=d, groups=groups
+    )
+    layer.build(x.shape)
+    layer.set_weights([torch_weight_to_ours(weight, groups), bias])
+    y = layer(x).numpy()
+    expected = onnx_conv_transpose(x, weight, bias, groups, s, d, pads, op)
+    for e in expected:
+        np.testing.assert_allclose(y, e, atol=ATOL, rtol=1e-5)
+
+
+def test_grouped_kernel_layout_and_errors():
+    layer = ConvTranspose2D(6, (3, 2), groups=3)
+    layer.build((None, 4, 4, 9))
+    assert [tuple(w.shape) for w in layer.get_weights()] == [(3, 2, 6, 3), (6,)]
+    with pytest.raises(ValueError, match=r"input channels 4 must be divisible by `groups`=3"):
+        ConvTranspose2D(6, 3, groups=3)(tf.zeros((1, 4, 4, 4)))
+
+
+def test_grouped_kernel_folds_a_following_batch_norm():
+    """The filter axis holds all filters, so BatchNorm folding (layers.fusion) works as is."""
+    from layers.batch_norm import BatchNorm
+    from layers.fusion import fold_following
+
+    inputs = tf.keras.Input(shape=(4, 4, 4))
+    up = ConvTranspose2D(6, 3, strides=2, padding=1, groups=2, name="up")
+    norm = BatchNorm(name="bn")
+    model = tf.keras.Model(inputs, norm(up(inputs)))
+    rng = np.random.default_rng(9)
+    norm.set_weights([rng.uniform(0.5, 2, size=6).astype(np.float32) for _ in range(4)])
+    fused = fold_following(model, up)
+    assert fused.batch_norm is norm
+    plain = ConvTranspose2D(6, 3, strides=2, padding=1, groups=2)
+    plain.build((None, 4, 4, 4))
+    plain.set_weights([fused.kernel, fused.bias])
+    x = rng.normal(size=(2, 4, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(plain(x).numpy(), model(x, training=False).numpy(), atol=1e-5)
+
+
+def test_grouped_get_config_round_trip():
+    layer = ConvTranspose1D(6, 3, strides=2, padding=(1,), output_padding=1, groups=3)
+    config = layer.get_config()
+    assert config["groups"] == 3
+    clone = ConvTranspose1D.from_config(config)
+    assert clone.get_config() == config and clone.groups == 3
+    x = random_input(np.random.default_rng(10), 1, 5, 3)
+    layer.build(x.shape)
+    clone.build(x.shape)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(clone(x).numpy(), layer(x).numpy())
+    older = {key: value for key, value in config.items() if key != "groups"}
+    assert ConvTranspose1D.from_config(older).groups == 1  # configs saved before `groups`
+
+
+@pytest.mark.keras3_only
+@pytest.mark.parametrize(
+    ("rank", "kwargs"),
+    [
+        (1, {"kernel_size": 4, "strides": 2, "padding": "same", "groups": 2}),
+        (2, {"kernel_size": 3, "strides": 2, "padding": 1, "output_padding": 1, "groups": 2}),
+        (3, {"kernel_size": 2, "strides": 2, "dilation": (1, 2, 1), "groups": 2}),
+    ],
+)
+def test_grouped_edge_runtimes_match(rank, kwargs):
+    layer = LAYERS[rank](4, bias_initializer="random_normal", **kwargs)
+    input_shape = (*([5] * rank), 4) if rank < 3 else (3, 3, 3, 4)
+    model = testing_utils.model_of(layer, input_shape)
+    x = np.random.default_rng(11).normal(size=(1, *input_shape)).astype(np.float32)
+    assert_edge_runtimes_match(model, x)

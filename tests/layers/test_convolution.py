@@ -19,8 +19,14 @@ from layers.convolution import Conv1D, Conv2D, Conv3D
 
 CONVS = {1: Conv1D, 2: Conv2D, 3: Conv3D}
 KERAS_CONVS = {1: tf.keras.layers.Conv1D, 2: tf.keras.layers.Conv2D, 3: tf.keras.layers.Conv3D}
-NUMPY_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
-MODES = tuple(NUMPY_MODE)
+MODES = ("zeros", "reflect", "replicate", "circular")
+NUMPY_MODE = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+    "constant": "constant",  # with the layer's padding_value
+}
 
 
 def tf_same_pads(size, kernel, stride, dilation):
@@ -37,10 +43,11 @@ def oracle(layer, x, pads, mode, cotangent):
     """
     rank = x.ndim - 2
     np_pads = [(0, 0), *pads, (0, 0)]
-    padded = np.pad(x, np_pads, mode=NUMPY_MODE[mode])
-    # Source flat index of every padded position (-1 for zero padding).
+    constant = {"constant_values": layer.padding_value} if mode == "constant" else {}
+    padded = np.pad(x, np_pads, mode=NUMPY_MODE[mode], **constant).astype(np.float32)
+    # Source flat index of every padded position (-1 for constant padding).
     index = np.arange(x.size).reshape(x.shape)
-    if mode == "zeros":
+    if mode in ("zeros", "constant"):
         source = np.pad(index, np_pads, mode="constant", constant_values=-1)
     else:
         source = np.pad(index, np_pads, mode=NUMPY_MODE[mode])
@@ -350,6 +357,10 @@ def test_config_round_trip():
         ({"filters": 3, "groups": 2}, "divisible"),
         ({"groups": 0}, "groups"),
         ({"strides": 2, "dilation": 2}, "dilation"),
+        ({"padding_value": 1.0}, r"`padding_value`=1.0 is used only with padding_mode='constant'"),
+        ({"padding_mode": "reflect", "padding_value": -1}, "padding_value"),
+        ({"padding_mode": "constant", "padding_value": "1"}, "must be a real number, got '1'"),
+        ({"padding_mode": "constant", "padding_value": None}, "padding_value"),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -413,3 +424,66 @@ def test_keras_file_round_trip_is_exact(tmp_path):
     for original, restored in zip(model.layers[1:], loaded.layers[1:], strict=True):
         assert restored.get_config() == original.get_config()
     np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
+
+
+# --- padding_mode="constant" with a padding_value (ONNX Pad's constant_value) --------------------
+
+
+@pytest.mark.parametrize(
+    ("rank", "padding", "value", "groups"),
+    [
+        (1, ((2, 1),), -1.5, 1),
+        (2, ((1, 2), (0, 1)), 3.0, 2),
+        (2, "same", 0.5, 1),  # never folded into TensorFlow's SAME: that pads zeros
+        (3, 1, -0.25, 2),
+    ],
+)
+def test_constant_padding_matches_oracle(rank, padding, value, groups):
+    layer = CONVS[rank](
+        2 * groups, 3, padding=padding, padding_mode="constant", padding_value=value,
+        groups=groups, strides=(2, 1, 1)[:rank],
+    )  # fmt: skip
+    spatial = (6, 5, 4)[:rank]
+    if padding == "same":
+        pads = tuple(map(tf_same_pads, spatial, (3,) * rank, layer.strides, (1,) * rank))
+    else:
+        pads = layer.padding
+    x = np.random.default_rng(3).normal(size=(2, *spatial, 2 * groups)).astype(np.float32)
+    check_against_oracle(layer, x, pads, "constant")
+
+
+def test_constant_zero_padding_is_zero_padding():
+    x = tf.constant(np.random.default_rng(4).normal(size=(1, 7, 7, 2)).astype(np.float32))
+    zeros = Conv2D(3, 3, padding=1)
+    constant = Conv2D(3, 3, padding=1, padding_mode="constant", padding_value=0)
+    zeros.build(x.shape)
+    constant.build(x.shape)
+    constant.set_weights(zeros.get_weights())
+    np.testing.assert_array_equal(constant(x).numpy(), zeros(x).numpy())
+    assert constant._explicit_pads(x.shape[1:-1]) == "SAME" == zeros._explicit_pads(x.shape[1:-1])
+
+
+def test_constant_padding_config_round_trip():
+    layer = Conv1D(4, 3, padding=((2, 0),), padding_mode="Constant", padding_value=-3)
+    config = layer.get_config()
+    assert (config["padding_mode"], config["padding_value"]) == ("constant", -3.0)
+    clone = Conv1D.from_config(config)
+    assert clone.get_config() == config
+    x = tf.constant(np.random.default_rng(5).normal(size=(2, 6, 3)).astype(np.float32))
+    layer.build(x.shape)
+    clone.build(x.shape)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(clone(x).numpy(), layer(x).numpy())
+    older = Conv1D(4, 3).get_config()
+    del older["padding_value"]  # configs saved before padding_value
+    assert Conv1D.from_config(older).padding_value == 0.0
+
+
+@pytest.mark.keras3_only
+@pytest.mark.parametrize("rank", [2, 3])
+def test_constant_padding_edge_runtimes_match(rank):
+    size = {2: 8, 3: 5}[rank]
+    conv = CONVS[rank](4, 3, padding=1, padding_mode="constant", padding_value=-0.5, groups=2)
+    model = testing_utils.model_of(conv, (*([size] * rank), 4))
+    x = np.random.default_rng(6).normal(size=(1, *([size] * rank), 4)).astype(np.float32)
+    testing_utils.assert_edge_runtimes_match(model, x, atol=1e-4)

@@ -9,7 +9,10 @@ from hypothesis import strategies as st
 
 from layers._args import check_choice, check_input_rank, normalize_tuple
 from layers.padding import (
+    PADDING_MODE_CONSTANT,
     PADDING_MODES,
+    check_padding_mode,
+    check_padding_value,
     normalize_padding,
     pad_spatial,
     resolve_padding,
@@ -121,4 +124,94 @@ def test_modes_convert_to_edge_runtimes(mode):
     layer = tf.keras.layers.Lambda(lambda x: pad_spatial(x, ((1, 2), (2, 0)), mode))
     model = testing_utils.model_of(layer, (5, 6, 2))
     x = np.random.default_rng(1).normal(size=(1, 5, 6, 2)).astype(np.float32)
+    testing_utils.assert_edge_runtimes_match(model, x, atol=0, rtol=0)
+
+
+# --- The constant mode, and every mode against ONNX's Pad ---------------------------------------
+
+ONNX_PAD_MODE = {
+    "zeros": "constant",
+    "constant": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+}
+
+
+def onnx_pad(x: np.ndarray, pads, mode: str, value: float) -> np.ndarray:
+    """ONNX Pad (opset 19) of the spatial axes of the channels-last `x`, in onnx.reference."""
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    amounts = [(0, 0), *pads, (0, 0)]
+    inputs = [
+        numpy_helper.from_array(np.array([b for b, _ in amounts] + [a for _, a in amounts]), "p"),
+        numpy_helper.from_array(np.array(value, np.float32), "v"),
+    ]
+    graph = helper.make_graph(
+        [helper.make_node("Pad", ["x", "p", "v"], ["y"], mode=ONNX_PAD_MODE[mode])],
+        "pad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=inputs,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9
+    return ReferenceEvaluator(model).run(None, {"x": x})[0]
+
+
+@given(
+    rank=st.integers(1, 3),
+    size=st.integers(2, 5),
+    pads=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=3, max_size=3),
+    mode=st.sampled_from((*PADDING_MODES, PADDING_MODE_CONSTANT)),
+    value=st.sampled_from([-2.5, 0.0, 1.0, 1e3]),
+)
+def test_matches_onnx_pad(rank, size, pads, mode, value):
+    """zeros/constant = Pad constant (`constant_value`), reflect = reflect, replicate = edge,
+    circular = wrap."""
+    pads = tuple(pads[:rank])
+    limit = size - 1 if mode == "reflect" else size
+    pads = tuple((min(b, limit), min(a, limit)) for b, a in pads)
+    value = value if mode == PADDING_MODE_CONSTANT else 0.0
+    x = np.random.default_rng(size).normal(size=(2, *([size] * rank), 3)).astype(np.float32)
+    expected = onnx_pad(x, pads, mode, value)
+    np.testing.assert_array_equal(pad_spatial(tf.constant(x), pads, mode, value).numpy(), expected)
+
+
+def test_constant_mode_lecture_row_and_gradient():
+    x = tf.Variable(np.arange(1, 5, dtype=np.float32).reshape(1, 4, 1))
+    with tf.GradientTape() as tape:
+        y = pad_spatial(x, ((2, 1),), "constant", -7.0)
+        loss = tf.reduce_sum(y * tf.range(1.0, 8.0)[None, :, None])
+    assert y.numpy().ravel().tolist() == [-7, -7, 1, 2, 3, 4, -7]
+    np.testing.assert_array_equal(tape.gradient(loss, x).numpy().ravel(), [3, 4, 5, 6])
+    assert check_padding_mode("Constant") == "constant"
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: pad_spatial(tf.zeros((1, 3, 1)), ((1, 1),), "reflect", 1.0), "padding_value"),
+        (
+            lambda: pad_spatial(tf.zeros((1, 3, 1)), ((1, 1),), "zeros", -1),
+            "padding_mode='constant'",
+        ),
+        (lambda: check_padding_value("0", "constant"), "`padding_value` must be a real number"),
+        (lambda: check_padding_value(True, "constant"), "real number, got True"),
+        (lambda: check_padding_mode("const"), r"'constant'.*'zeros'.*got 'const'"),
+        (lambda: check_padding_mode(None), "got None"),
+    ],
+)
+def test_bad_padding_value_and_mode(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.keras3_only
+def test_constant_mode_converts_to_edge_runtimes():
+    layer = tf.keras.layers.Lambda(lambda x: pad_spatial(x, ((1, 2), (2, 0)), "constant", 0.75))
+    model = testing_utils.model_of(layer, (5, 6, 2))
+    x = np.random.default_rng(2).normal(size=(1, 5, 6, 2)).astype(np.float32)
+    assert "PADV2" in testing_utils.tflite_op_names(testing_utils.to_tflite(model, x.shape))
     testing_utils.assert_edge_runtimes_match(model, x, atol=0, rtol=0)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import testing_utils
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from layers.pooling import AvgPool1D, AvgPool2D, AvgPool3D, MaxPool1D, MaxPool2D, MaxPool3D
@@ -30,34 +30,39 @@ KERAS_AVG = {
 }
 
 
-def torch_output_size(n, k, s, before, after, ceil_mode):
+def torch_output_size(n, k, s, before, after, ceil_mode, d=1):
     """PyTorch's pooling output size, written from its documentation."""
     rounding = math.ceil if ceil_mode else math.floor
-    out = rounding((n + before + after - k) / s) + 1
+    out = rounding((n + before + after - d * (k - 1) - 1) / s) + 1
     if ceil_mode and (out - 1) * s >= n + before:
         out -= 1
     return out
 
 
-def reference_pool(x, g, kind, pool_size, strides, pads, ceil_mode, count_include_pad=True):
+def reference_pool(
+    x, g, kind, pool_size, strides, pads, ceil_mode, count_include_pad=True, dilation=None
+):
     """Pools `x` window by window and back-propagates the cotangent `g` by hand.
 
     Returns `(y, dx)` where `dx` is the gradient of `sum(y * g)` with respect to `x`.
     """
     spatial = x.shape[1:-1]
+    dilation = dilation or (1,) * len(spatial)
     outs = [
-        torch_output_size(n, k, s, b, a, ceil_mode)
-        for n, k, s, (b, a) in zip(spatial, pool_size, strides, pads, strict=True)
+        torch_output_size(n, k, s, b, a, ceil_mode, d)
+        for n, k, s, (b, a), d in zip(spatial, pool_size, strides, pads, dilation, strict=True)
     ]
     batch, channels = x.shape[0], x.shape[-1]
     y = np.zeros((batch, *outs, channels), np.float64)
     dx = np.zeros(x.shape, np.float64)
     for index in itertools.product(*(range(o) for o in outs)):
         starts = [i * s - b for i, s, (b, _) in zip(index, strides, pads, strict=True)]
-        ends = [start + k for start, k in zip(starts, pool_size, strict=True)]
-        lows = [max(start, 0) for start in starts]
-        highs = [min(end, n) for end, n in zip(ends, spatial, strict=True)]
-        region = (slice(None), *(slice(lo, hi) for lo, hi in zip(lows, highs, strict=True)))
+        taps = [
+            range(start, start + d * (k - 1) + 1, d)
+            for start, k, d in zip(starts, pool_size, dilation, strict=True)
+        ]
+        real = [[t for t in axis if 0 <= t < n] for axis, n in zip(taps, spatial, strict=True)]
+        region = (slice(None), *np.ix_(*real))
         window = x[(*region, slice(None))]
         flat = window.reshape(batch, -1, channels)
         cotangent = g[(slice(None), *index, slice(None))]
@@ -71,15 +76,15 @@ def reference_pool(x, g, kind, pool_size, strides, pads, ceil_mode, count_includ
             if count_include_pad:
                 divisor = np.prod(
                     [
-                        min(end, n + a) - start
-                        for start, end, n, (_, a) in zip(starts, ends, spatial, pads, strict=True)
+                        sum(t < n + a for t in axis)
+                        for axis, n, (_, a) in zip(taps, spatial, pads, strict=True)
                     ]
                 )
             else:
-                divisor = np.prod([hi - lo for lo, hi in zip(lows, highs, strict=True)])
+                divisor = np.prod([len(axis) for axis in real])
             y[(slice(None), *index, slice(None))] = flat.sum(axis=1) / divisor
             grad = np.broadcast_to(cotangent[:, None, :] / divisor, flat.shape)
-        dx[(*region, slice(None))] += grad.reshape(window.shape)
+        np.add.at(dx, (*region, slice(None)), grad.reshape(window.shape))
     return y, dx
 
 
@@ -321,3 +326,217 @@ def test_padded_max_pool_quantizes_to_int8_without_losing_the_range():
     np.testing.assert_allclose(
         testing_utils.run_tflite(content, x), model(x).numpy(), atol=2 / 255 * 2
     )
+
+
+# --- Dilation (PyTorch's MaxPool `dilation`, ONNX's `dilations`) ---------------------------------
+
+
+def sees_input(n, k, s, d, before, after, ceil_mode):
+    """Whether every window of one dimension holds at least one input element."""
+    out = torch_output_size(n, k, s, before, after, ceil_mode, d)
+    return all(
+        any(0 <= i * s - before + j * d < n for j in range(k)) for i in range(out)
+    )  # fmt: skip
+
+
+@st.composite
+def dilated_configs(draw):
+    rank = draw(st.sampled_from([1, 2, 3]))
+    max_size = {1: 10, 2: 7, 3: 5}[rank]
+    pool_size, strides, dilation, pads, spatial = [], [], [], [], []
+    ceil_mode = draw(st.booleans())
+    for _ in range(rank):
+        k, s, d = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        extent = d * (k - 1) + 1
+        pad = (draw(st.integers(0, extent // 2)), draw(st.integers(0, extent // 2)))
+        smallest = max(extent - sum(pad), 1)
+        n = draw(st.integers(smallest, max(smallest, max_size)))
+        assume(sees_input(n, k, s, d, *pad, ceil_mode))
+        pool_size.append(k)
+        strides.append(s)
+        dilation.append(d)
+        pads.append(pad)
+        spatial.append(n)
+    assume(max(dilation) > 1)
+    return {
+        "rank": rank,
+        "pool_size": tuple(pool_size),
+        "strides": tuple(strides),
+        "dilation": tuple(dilation),
+        "pads": tuple(pads),
+        "shape": (2, *spatial, draw(st.integers(1, 2))),
+        "ceil_mode": ceil_mode,
+        "count_include_pad": draw(st.booleans()),
+    }
+
+
+def onnx_pool(kind, x, config):
+    """ONNX MaxPool / AveragePool (opset 19) on the channels-last `x`, run in onnx.reference,
+    or in ONNX Runtime where onnx 1.23's reference is wrong: MaxPool with every stride and
+    dilation 1 and padding (its generic pooling path misplaces the windows) and AveragePool
+    whose ceil-mode windows run 2 or more past the padded input (it pads half of that extra
+    in front, shifting the windows). None where ONNX Runtime refuses those too (it wants
+    padding below `pool_size`, not below the dilated span): the NumPy loop checks them."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+
+    x_nc = np.moveaxis(x, -1, 1)
+    pads, pool_size, strides, dilation = (
+        config[key] for key in ("pads", "pool_size", "strides", "dilation")
+    )
+    attributes = {
+        "kernel_shape": list(pool_size),
+        "strides": list(strides),
+        "dilations": list(dilation),
+        "pads": [b for b, _ in pads] + [a for _, a in pads],
+        "ceil_mode": int(config["ceil_mode"]),
+    }
+    if kind == "avg":
+        attributes["count_include_pad"] = int(config["count_include_pad"])
+    op_type = "MaxPool" if kind == "max" else "AveragePool"
+    graph = helper.make_graph(
+        [helper.make_node(op_type, ["x"], ["y"], **attributes)],
+        op_type,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_nc.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9
+    geometry = zip(x.shape[1:-1], pool_size, strides, dilation, pads, strict=True)
+    extra = [
+        (torch_output_size(n, k, s, b, a, config["ceil_mode"], d) - 1) * s
+        + d * (k - 1)
+        + 1
+        - (n + b + a)
+        for n, k, s, d, (b, a) in geometry
+    ]
+    trivial = set(strides) == set(dilation) == {1} and any(map(any, pads))
+    if (kind == "max" and trivial) or (kind == "avg" and max(extra) >= 2):
+        if any(max(pair) >= k for pair, k in zip(pads, pool_size, strict=True)):
+            return None
+        session = ort.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        y = session.run(None, {"x": x_nc})[0]
+    else:
+        y = ReferenceEvaluator(model).run(None, {"x": x_nc})[0]
+    return np.moveaxis(y, 1, -1)
+
+
+@given(config=dilated_configs())
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_dilation_matches_onnx_and_reference(kind, config):
+    """Outputs against ONNX MaxPool/AveragePool with dilations, pads, ceil_mode and
+    count_include_pad; outputs and input gradients against the NumPy window loop."""
+    from layers.arithmetic import pool_output_size
+
+    rank, pads = config["rank"], config["pads"]
+    kwargs = {"ceil_mode": config["ceil_mode"], "dilation": config["dilation"]}
+    if kind == "avg":
+        kwargs["count_include_pad"] = config["count_include_pad"]
+    layer = (MAX if kind == "max" else AVG)[rank](
+        config["pool_size"], config["strides"], pads, **kwargs
+    )
+    x = np.random.randn(*config["shape"]).astype(np.float32)
+    out_shape = layer.compute_output_shape(x.shape)
+    geometry = zip(x.shape[1:-1], config["pool_size"], config["strides"], pads, strict=True)
+    assert out_shape[1:-1] == tuple(
+        pool_output_size(n, k, s, p, config["ceil_mode"], d)
+        for (n, k, s, p), d in zip(geometry, config["dilation"], strict=True)
+    )
+    g = np.random.randn(*out_shape).astype(np.float32)
+    y_ref, dx_ref = reference_pool(
+        x.astype(np.float64), g, kind, config["pool_size"], config["strides"], pads, **kwargs
+    )
+    y, dx = layer_output_and_gradient(layer, x, g)
+    assert y.shape == y_ref.shape == tuple(out_shape)
+    np.testing.assert_allclose(y, y_ref, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(dx, dx_ref, atol=1e-5, rtol=1e-5)
+    y_onnx = onnx_pool(kind, x, config)
+    if y_onnx is not None:
+        np.testing.assert_allclose(y, y_onnx, atol=1e-5, rtol=1e-5)
+
+
+def test_dilated_max_pool_pads_with_the_window_own_elements():
+    """A dilated window reaching into the padding can skip the edge element: the padding must
+    repeat the window's own nearest tap, not the edge."""
+    x = np.array([9, 1, 2, 3, 4], np.float32).reshape(1, 5, 1)
+    y = MaxPool1D(2, strides=1, padding=1, dilation=3)(x)
+    # Windows (-1, 2), (0, 3), (1, 4), (2, 5): 2, 9, 4, 2 (replicate: 9, 9, 4, 4).
+    np.testing.assert_array_equal(np.asarray(y)[0, :, 0], [2, 9, 4, 2])
+    assert MaxPool2D(3, dilation=(2, 1)).dilation == (2, 1)
+    assert MaxPool2D(3, padding=2, dilation=2).padding == ((2, 2), (2, 2))  # half of span 5
+
+
+def test_dilation_without_padding_on_unknown_sizes():
+    inputs = tf.keras.Input(shape=(None, None, 3))
+    model = tf.keras.Model(inputs, MaxPool2D(2, strides=1, dilation=(2, 3))(inputs))
+    for shape in ((1, 6, 7, 3), (2, 4, 9, 3)):
+        x = np.random.randn(*shape).astype(np.float32)
+        static = MaxPool2D(2, strides=1, dilation=(2, 3))(x)
+        np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(static))
+    with pytest.raises(ValueError, match=r"known spatial sizes.*dilation > 1 with padding"):
+        AvgPool2D(2, padding=1, dilation=2).build((None, None, 8, 3))
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: MaxPool2D(2, dilation=0), "`dilation` must be a positive integer"),
+        (lambda: AvgPool3D(2, dilation=(1, 2)), "dilation"),
+        (lambda: MaxPool1D(2, dilation=1.5), "dilation"),
+        (lambda: MaxPool2D(3, padding=3, dilation=2), r"at most half.*dilation 2.*spans 5"),
+        (
+            lambda: MaxPool1D(2, strides=1, padding=1, dilation=3)(tf.zeros((1, 2, 1))),
+            r"window 0 of spatial dimension 0 \(input size 2\) sees only padding",
+        ),
+        (
+            lambda: AvgPool1D(3, dilation=3)(tf.zeros((1, 6, 1))),
+            r"pool_size 3 with dilation 3 \(spanning 7 positions\) is larger than the padded",
+        ),
+    ],
+)
+def test_dilation_errors(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs",
+    [
+        (MaxPool2D, {"pool_size": 2, "strides": 1, "padding": 1, "dilation": 2, "ceil_mode": True}),
+        (AvgPool3D, dict(pool_size=2, padding=1, dilation=(1, 2, 2), count_include_pad=False)),
+    ],
+)
+def test_dilated_get_config_round_trip(cls, kwargs):
+    layer = cls(**kwargs, name="pool")
+    config = layer.get_config()
+    assert config["dilation"] == layer.dilation
+    clone = cls.from_config(config)
+    assert clone.get_config() == config
+    x = np.random.randn(2, *([6] * len(clone.pool_size)), 3).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(layer(x)), np.asarray(clone(x)))
+    older = {key: value for key, value in config.items() if key != "dilation"}
+    assert cls.from_config(older).dilation == (1,) * len(clone.pool_size)
+
+
+DILATED_EDGE_CASES = [
+    (MaxPool1D, dict(pool_size=3, strides=2, padding=2, dilation=2, ceil_mode=True), (9, 4)),
+    (
+        AvgPool2D,
+        dict(pool_size=2, padding=1, dilation=(2, 3), ceil_mode=True, count_include_pad=False),
+        (8, 9, 3),
+    ),
+    (MaxPool3D, dict(pool_size=2, strides=1, padding=(0, 1, 1), dilation=(1, 2, 2)), (3, 5, 5, 2)),
+]
+
+
+@pytest.mark.keras3_only
+@pytest.mark.parametrize(
+    "cls, kwargs, shape", DILATED_EDGE_CASES, ids=lambda v: getattr(v, "__name__", "")
+)
+def test_dilated_edge_runtimes_match(cls, kwargs, shape):
+    model = testing_utils.model_of(cls(**kwargs), shape)
+    x = np.random.randn(2, *shape).astype(np.float32)
+    testing_utils.assert_edge_runtimes_match(model, x)
