@@ -151,16 +151,22 @@ def _check_validation(val_idx: np.ndarray, digest: str | None, dataset: str) -> 
 def calibration_batches(
     x: np.ndarray, batch_size: int = 1, label: str = "calibrating", progress: bool = True
 ) -> Iterator[np.ndarray]:
-    """Yields `x` in batches, drawing a progress bar on stderr while it goes."""
+    """Yields `x` in batches, drawing a progress bar on stderr while it goes (in a terminal;
+    redirected to a file or pipe, one line when done)."""
     total = len(x)
     width = 30
+    terminal = sys.stderr.isatty()
     for start in range(0, total, batch_size):
         batch = x[start : start + batch_size]
         yield batch
         done = min(start + batch_size, total)
-        if progress and (done == total or done * 100 // total != start * 100 // total):
+        if not progress or (not terminal and done < total):
+            continue
+        if done == total or done * 100 // total != start * 100 // total:
             filled = int(width * done / total)
-            sys.stderr.write(f"\r  {label} [{'=' * filled}{'.' * (width - filled)}] {done}/{total}")
+            start_of_line = "\r" if terminal else ""
+            bar = f"[{'=' * filled}{'.' * (width - filled)}]"
+            sys.stderr.write(f"{start_of_line}  {label} {bar} {done}/{total}")
             if done == total:
                 sys.stderr.write("\n")
             sys.stderr.flush()

@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from export.formats import (
 )
 from export.metadata import LABELS_FILE, app_metadata, files_metadata
 from export.report import write_report
-from export.source import ModelSource
+from export.source import ModelSource, run_test_size, unfinished_run_warnings
 from export.tflite_export import IO_TYPES
 from export.verify import FileReport, keras_reference, verify_file
 from training.atomic import atomic_write_bytes, atomic_write_text
@@ -194,6 +195,7 @@ class _Job:
     tflm_prepared: Any = None
     float_onnx: bytes | None = None
     files_metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def output_name(self) -> str:
@@ -239,8 +241,11 @@ def export_model(
     reference = keras_reference(model, data.x_test, data.y_test, source.task)
     job = _Job(source, model, data, metadata, reference, out_dir, options, qat_epochs, notes)
     job.tflm_prepared = tflm_prepared
+    job.warnings = unfinished_run_warnings(source)
     _write_metadata(job)
-    if class_names:
+    for warning in job.warnings:
+        _log(options, f"warning: {warning}")
+    if class_names and source.task == "classification":  # an autoencoder has no labels
         atomic_write_text(out_dir / LABELS_FILE, "\n".join(class_names))
     files: dict[str, Path] = {}
     reports: list[FileReport] = [tflm_skipped] if tflm_skipped else []
@@ -255,6 +260,12 @@ def export_model(
             _write_metadata(job)
         if not report.passed:
             _log(options, f"  FAILED {report.failure}")
+        elif report.status == "unsupported":
+            _log(options, f"  {report.failure}")
+    if source.task == "reconstruction":
+        from export.preview import write_reconstruction_preview
+
+        write_reconstruction_preview(model, data.x_test, source.std, out_dir / PREVIEW_FILE)
     table = write_report(out_dir, reports, reference, _context(job, formats), _keras_size(source))
     return ExportResult(out_dir=out_dir, files=files, reports=reports, table=table)
 
@@ -282,7 +293,7 @@ def _read_data(source: ModelSource, formats, options: ExportOptions) -> ExportDa
         source.input_shape,
         data_dir=options.data_dir or source.data_dir,
         calibration_samples=options.calibration_samples,
-        test_samples=options.test_samples or None,
+        test_samples=options.test_samples or run_test_size(source, own_data),
         train_samples=options.qat_samples if _needs_data_for_training(formats, options) else 0,
         val_split=float(source.config.get("val_split") or 0.0) if own_data else 0.0,
         val_seed=int(source.config.get("seed") or 0),
@@ -322,6 +333,7 @@ def _context(job: _Job, formats) -> dict[str, Any]:
         "prune": options.prune,
         "qat_epochs": job.qat_epochs,
         "runtime": "LiteRT (ai-edge-litert) 1 thread, ONNX Runtime CPU 1 thread, batch 1",
+        "warnings": job.warnings or None,
     }
 
 
@@ -347,7 +359,10 @@ def _file_row(job: _Job, fmt: ExportFormat, build) -> tuple[FileReport, Path | N
         failure = f"{fmt.name}: conversion failed: {type(error).__name__}: {message}"
         return FileReport.not_written(fmt, failure, status), None
     atomic_write_bytes(path, content)
+    _log(job.options, f"  verifying in {fmt.runtime} on {len(job.data.x_test)} test images")
+    started = time.perf_counter()
     report = verify_file(path, fmt, job.reference, latency_runs=job.options.latency_runs)
+    _log(job.options, f"  {report.status} ({time.perf_counter() - started:.0f} s)")
     report.notes.update(job.notes)
     report.notes["gzip_size_bytes"] = len(gzip.compress(content, 9))
     if fmt.options.get("io"):
@@ -357,6 +372,8 @@ def _file_row(job: _Job, fmt: ExportFormat, build) -> tuple[FileReport, Path | N
 
 def _tflite_row(job: _Job, fmt: ExportFormat) -> tuple[FileReport, Path | None]:
     io = job.options.io if fmt.options.get("io") else "float32"
+    if fmt.options.get("rewrite") == "s2d_conv" and not _rewrite_applies(job.model):
+        return FileReport.not_written(fmt, S2D_NOTHING_TO_DO, "unsupported"), None
 
     def build() -> bytes:
         content = _build_tflite(
@@ -395,6 +412,20 @@ def _web_row(job: _Job, fmt: ExportFormat) -> tuple[FileReport, Path | None]:
     return export_web(
         fmt, job.model, job.source, job.data, job.metadata, job.reference, job.out_dir, job.options
     )
+
+
+PREVIEW_FILE = "reconstructions.png"
+S2D_NOTHING_TO_DO = (
+    "tflite_int8_s2d: not written: no convolution of this model is one the space-to-depth "
+    "rewrite takes (stride 1, at most 8 input channels, no activation inside the layer), so "
+    "the file would be tflite_int8's"
+)
+
+
+def _rewrite_applies(model: Any) -> bool:
+    from export.rewrite import rewrite_for_deployment
+
+    return rewrite_for_deployment(model) is not model
 
 
 # Each row's runtime names its builder: (job, row) -> (its report, the file or folder).

@@ -97,15 +97,23 @@ def _server(good: Sequence[FileReport], task: str) -> str:
     return _figures(best, task) if best else "no .onnx file kept the quality bound"
 
 
-TARGETS: Sequence[tuple[str, Callable[[Sequence[FileReport], str], str]]] = (
-    ("phone CPU (LiteRT, XNNPACK)", _phone_cpu),
-    ("phone NPU / GPU delegate", _accelerator),
-    ("microcontroller (TFLite Micro)", _microcontroller),
-    ("server (ONNX Runtime)", _server),
+TARGETS: Sequence[tuple[str, tuple[str, ...], Callable[[Sequence[FileReport], str], str]]] = (
+    ("phone CPU (LiteRT, XNNPACK)", ("tflite",), _phone_cpu),
+    ("phone NPU / GPU delegate", ("tflite",), _accelerator),
+    ("microcontroller (TFLite Micro)", ("tflite", "tflm"), _microcontroller),
+    ("server (ONNX Runtime)", ("onnx",), _server),
 )
+_SUGGESTED = {"tflite": "tflite_int8", "tflm": "tflm", "onnx": "onnx_fp32,onnx_int8"}
 
 
 def recommendations(reports: Sequence[FileReport], task: str) -> list[str]:
     """One Markdown bullet per deployment target: the file to ship and the figures why."""
     good = [r for r in reports if _keeps_quality(r, task)]
-    return [f"- {target}: {pick(good, task)}" for target, pick in TARGETS]
+    lines = []
+    for target, runtimes, pick in TARGETS:
+        if any(r.runtime in runtimes and r.file != "-" for r in reports):
+            lines.append(f"- {target}: {pick(good, task)}")
+        else:
+            lines.append(f"- {target}: no such file in this export (--formats "
+                         f"{_SUGGESTED[runtimes[-1]]})")  # fmt: skip
+    return lines

@@ -45,6 +45,9 @@ def table_rows(
     keras_row += ["-", "-", "-", "-", "-", "reference"]
     rows = [keras_row]
     for r in reports:
+        if r.file == "-":  # not written (unsupported, or its build failed)
+            rows.append([r.format, "-", *["-"] * (len(header) - 3), r.status.upper()])
+            continue
         gzip_size = r.notes.get("gzip_size_bytes")
         row = [r.format, r.file, _fmt(r.size_bytes / 1024, ".1f")]
         row.append(_fmt(gzip_size and gzip_size / 1024, ".1f"))
@@ -107,6 +110,7 @@ def write_report(
     ):
         if context.get(key) is not None:
             lines.append(f"- {key.replace('_', ' ')}: {context[key]}")
+    lines += [f"- **warning**: {warning}" for warning in context.get("warnings") or []]
     lines += ["", table, ""]
     lines += ["## What to ship", "", *recommendations(reports, reference.task), ""]
     lines += [WHAT_TO_SHIP_NOTE, "", "## Columns", "", *COLUMNS_GLOSSARY, ""]

@@ -248,3 +248,31 @@ def _from_record(name, model, model_path, record: RunRecord, input_shape) -> Mod
         std=record.std,
         record=record,
     )
+
+
+def run_test_size(source: ModelSource, own_data: bool) -> int | None:
+    """The number of test images the run was scored on (`--test-limit`), when the export
+    verifies on the run's own data set; None: all of them."""
+    limit = source.config.get("test_limit") if own_data else None
+    return int(limit) if limit else None
+
+
+def unfinished_run_warnings(source: ModelSource) -> list[str]:
+    """A warning when the source is a run directory whose training did not finish."""
+    run_dir = source.model_path.parent
+    if source.record is None or source.origin or (run_dir / "metrics.json").is_file():
+        return []
+    from training.artifacts import read_history
+
+    rows = read_history(run_dir / "history.csv")
+    monitor = "val_accuracy" if source.task == "classification" else "val_loss"
+    scores = [row.get(monitor) for row in rows]
+    best = ""
+    if scores and None not in scores:
+        pick = max if monitor == "val_accuracy" else min
+        best = f", epoch {scores.index(pick(scores)) + 1} (best {monitor})"
+    return [
+        f"{run_dir} has no metrics.json: its training stopped after {len(rows)} of "
+        f"{source.config.get('epochs', '?')} epochs; exporting its checkpoint "
+        f"{source.model_path.name}{best}. Finish it with python -m training --resume {run_dir}"
+    ]

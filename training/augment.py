@@ -137,8 +137,10 @@ def preview_grid(
     path: str,
     copies: int = 7,
     title: str = "",
+    noise_std: float = 0.0,
 ) -> None:
-    """Writes a PNG grid: one row per source image, the original then `copies` augmentations."""
+    """Writes a PNG grid: one row per source image, the original then `copies` augmentations
+    (with Gaussian noise of `noise_std` pixels added, as a denoising model sees them)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,8 +151,12 @@ def preview_grid(
     rows = len(images)
     x = tf.convert_to_tensor(images, tf.float32)
     columns = [x.numpy()]
+    rng = np.random.default_rng(0)
     for _ in range(copies):
-        columns.append(x.numpy() if augmenter is None else augmenter(x).numpy())
+        augmented = x.numpy() if augmenter is None else augmenter(x).numpy()
+        if noise_std:
+            augmented = np.clip(augmented + rng.normal(0, noise_std, augmented.shape), 0, 255)
+        columns.append(augmented)
     fig, axes = plt.subplots(
         rows, copies + 1, figsize=(1.2 * (copies + 1), 1.2 * rows), squeeze=False
     )

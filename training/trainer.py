@@ -65,6 +65,7 @@ from training.record import (
 )
 from training.run_dir import RunDirError, lengthen_run, prepare_run_dir, repair_backup
 from training.strategy import is_chief, make_strategy, strategy_name
+from zoo.autoencoder import training_noise_pixels
 
 __all__ = ["RunDirError", "TrainResult", "summary", "train"]
 
@@ -504,11 +505,14 @@ def _train(
     if chief:
         atomic_write_json(run_dir / "config.json", cfg)
     if chief and c.preview and state == "fresh":
+        noise = training_noise_pixels(model, _model_overrides(c, info).get("std", info.std))
         preview_grid(
             _preview_examples(plan.x_train, plan.y_train),
             plan.augmenter,
             str(run_dir / "augment_preview.png"),
-            title=f"{data.name}: --augment {plan.augment_level}",
+            title=f"{data.name}: --augment {plan.augment_level}"
+            + (f" + training noise (std {noise:.0f} pixels)" if noise else ""),
+            noise_std=noise,
         )
     monitor, mode = _monitor(info.task)
     recorder = RunRecorder(

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from layers.conv_transpose import ConvTranspose2D
@@ -46,7 +47,7 @@ from layers.convolution import Conv2D
 from zoo.lenet import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 from zoo.registry import normalization_layer, register_model
 
-__all__ = ["conv_autoencoder"]
+__all__ = ["conv_autoencoder", "training_noise_pixels"]
 
 OUTPUT_RANGES = ("pixels", "unit")
 
@@ -120,3 +121,13 @@ def conv_autoencoder(
     if output_range == "pixels":
         outputs = tf.keras.layers.Rescaling(255.0, dtype="float32", name="to_pixels")(outputs)
     return tf.keras.Model(inputs, outputs, name=name)
+
+
+def training_noise_pixels(model: tf.keras.Model, std: Sequence[float] | None) -> float:
+    """The standard deviation, in pixel units, of the noise a denoising model trains on: its
+    `GaussianNoise` layer's (on normalized pixels) times the normalization's std times 255;
+    0 for a model without one."""
+    noise = next((la for la in model.layers if isinstance(la, tf.keras.layers.GaussianNoise)), None)
+    if noise is None:
+        return 0.0
+    return float(noise.stddev) * float(np.mean(std or (1.0,))) * 255.0

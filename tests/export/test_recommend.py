@@ -48,7 +48,7 @@ def test_failed_files_and_float_ops_are_not_recommended():
     assert "mtflite_int8" in _pick(lines, "phone CPU")
     assert "no integer-only int8 file kept the quality bound" in _pick(lines, "phone NPU")
     assert "no integer-only file" in _pick(lines, "microcontroller")
-    assert "no .onnx file" in _pick(lines, "server")
+    assert "no such file in this export (--formats onnx_fp32,onnx_int8)" in _pick(lines, "server")
 
 
 def test_reconstruction_models_are_judged_by_psnr():
