@@ -39,6 +39,13 @@ abs difference 0 for nearest and <= 1.5e-6 for bilinear, measured on 7x9 -> 12x5
 ONNX Runtime), and are faster than dense matrices: measured on CPU, forward + backward in TF
 1.3-4.4x faster (32x32x16 <-> 64x64, 28x28x1 -> 56x56, batch 32-64), one image in LiteRT up to
 15x faster for bilinear.
+
+`coordinate_transformation_mode` (or `pytorch_compatible=True`) switches from TensorFlow's
+kernels to ONNX Resize's definition, onto which PyTorch's `F.interpolate` maps
+(`layers._resize_onnx`): source coordinates per ONNX's mode, from the given scale factor
+rather than `in / out`, exact cubic weights with `cubic_coeff_a`, `nearest_mode`,
+`exclude_outside` and ONNX's antialiasing. Nearest reads its pixels with one GATHER (exact,
+also for inf/NaN), bilinear and bicubic are the two matrix products above.
 """
 
 from __future__ import annotations
@@ -49,6 +56,13 @@ import numpy as np
 import tensorflow as tf
 
 from layers._args import check_choice, check_input_rank
+from layers._resize_onnx import (
+    COORDINATE_MODES,
+    NEAREST_MODES,
+    optional_bool,
+    optional_number,
+    resample_options,
+)
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
 
@@ -237,30 +251,90 @@ def _positive_pair(value, name: str, kind: type | tuple[type, ...]) -> tuple:
 
 @tf.keras.utils.register_keras_serializable(package="convzoo")
 class Resize(tf.keras.layers.Layer):
-    """Resizes images to a fixed size or by a scale factor (nearest, bilinear, bicubic, area).
+    """Resizes images to a fixed size or by a scale factor (nearest, bilinear, bicubic, area) as
+    TensorFlow, ONNX Resize or PyTorch's `F.interpolate` compute it.
 
-    Computed as `y = A_h @ x @ A_w^T` per image and channel with interpolation matrices that
-    replay TensorFlow's kernels (bicubic, area), or with TensorFlow's resize ops (nearest,
-    bilinear); see `layers.resize`. With `align_corners=False` the result is
-    `tf.image.resize(x, size, method)`; with `align_corners=True` it is
-    `tf.compat.v1.image.resize(x, size, method, align_corners=True)`.
+    Every mode is linear and separable: per image and channel `y = A_h @ x @ A_w^T`, where row
+    `o` of `A` weights the input pixels around the source coordinate `x_o` of output pixel `o`
+    (see `layers.resize`).
+
+    **TensorFlow** (the default, `coordinate_transformation_mode=None`): the result is
+    `tf.image.resize(x, size, method)` (half-pixel centers,
+    `x_o = (o + 0.5) * in / out - 0.5`), or with `align_corners=True`
+    `tf.compat.v1.image.resize(x, size, method, align_corners=True)`. A scale factor only sets
+    the output size; the coordinates use `in / out`. Bicubic reads TensorFlow's table of the
+    cubic kernel (1,024 entries; a = -0.5, or TF1's a = -0.75 with aligned corners), which is
+    off the exact cubic by up to ~1e-3 of the data range (measured: 7e-4 and 9e-4 on uniform
+    random images, 1.2e-3 at worst). It stays the default so that the layer keeps equalling
+    `tf.image.resize`, the oracle of TensorFlow-trained models (and today's results); the exact
+    cubic is an ONNX mode (`"align_corners"` is TF1's aligned bicubic, `"half_pixel"` with
+    `cubic_coeff_a=-0.5, exclude_outside=True` is `tf.image.resize`'s).
+
+    **ONNX Resize** (`coordinate_transformation_mode` given), with `scale = scale_factor` when
+    one is given (and `recompute_scale_factor` is not True), else `out / in`:
+
+        half_pixel:           x_o = (o + 0.5) / scale - 0.5
+        half_pixel_symmetric: x_o = in / 2 * (1 - out / (scale * in)) + (o + 0.5) / scale - 0.5
+        pytorch_half_pixel:   x_o = (o + 0.5) / scale - 0.5 if out > 1 else 0
+        align_corners:        x_o = o * (in - 1) / (out - 1) if out > 1 else 0
+        asymmetric:           x_o = o / scale
+
+    Nearest reads pixel `x_o` rounded per `nearest_mode`; bilinear weights the two neighbours
+    by distance; bicubic four neighbours `d` away with Keys's kernel
+    `(a + 2)|d|^3 - (a + 3)|d|^2 + 1` (`|d| <= 1`), `a|d|^3 - 5a|d|^2 + 8a|d| - 4a`
+    (`1 < |d| < 2`). Taps outside the image read the border pixel, or with
+    `exclude_outside=True` get weight 0 and the others are renormalized. `antialias=True`
+    stretches the kernel by `1 / scale` when downsampling and normalizes the weights. Matches
+    `onnx.reference`, except where the reference departs from the specification
+    (`layers._resize_onnx`; ONNX Runtime follows the specification there).
+
+    **PyTorch**: `F.interpolate`'s modes are ONNX's, and `pytorch_compatible=True` sets them:
+        - `"nearest"` is `"asymmetric"` with `nearest_mode="floor"`; `"nearest-exact"` is
+          `"half_pixel"` with `nearest_mode="round_prefer_ceil"`;
+        - `"bilinear"`, `"bicubic"`: `align_corners=False` is `"half_pixel"` (not
+          `"pytorch_half_pixel"`, which differs for an output of length 1), `align_corners=True`
+          is `"align_corners"`; bicubic uses `cubic_coeff_a=-0.75`;
+        - `antialias=True` is `antialias=True, exclude_outside=True`, and bicubic
+          `cubic_coeff_a=-0.5` (PyTorch's antialiased cubic is PIL's);
+        - `scale_factor` with `recompute_scale_factor=None/False` maps coordinates with the
+          scale factor, `recompute_scale_factor=True` with `in / out`;
+        - and `pytorch_compatible=True` replays two shortcuts of PyTorch's kernels: nearest and
+          (plain) bilinear copy an axis whose output length equals its input's, and nearest
+          reads pixel `o // 2` when the output is exactly twice the input, whatever the scale
+          factor says.
 
     Args:
         size: the output `(height, width)`, or one int for both.
         scale_factor: a positive number or a `(height, width)` pair; the output size is
-            `floor(in * scale_factor)`, then the image is resized to that size (TensorFlow's
-            convention: the coordinates use `in / out`, not `1 / scale_factor`).
-        interpolation: `"nearest"`, `"bilinear"`, `"bicubic"` or `"area"`.
-        align_corners: align the centers of the corner pixels (TF1's convention) instead of
-            using half-pixel centers.
-        antialias: for bilinear/bicubic with `align_corners=False`, stretch the kernel when
-            downsampling so it low-pass filters, as `tf.image.resize(..., antialias=True)`
-            (computed with matrices, also when upsampling, where it differs from the plain
-            resize only at the borders).
+            `floor(in * scale_factor)`.
+        interpolation: `"nearest"`, `"bilinear"`, `"bicubic"` or `"area"` (TensorFlow only).
+        align_corners: align the centers of the corner pixels, TF1's convention (and PyTorch's
+            with `pytorch_compatible=True`).
+        antialias: for bilinear/bicubic, stretch the kernel when downsampling so that it low-pass
+            filters: `tf.image.resize(..., antialias=True)` (half-pixel centers only; computed
+            with matrices, also when upsampling, where it differs from the plain resize only at
+            the borders), or ONNX's and PyTorch's antialias.
+        coordinate_transformation_mode: None for TensorFlow's resize, or one of ONNX's
+            `"half_pixel"`, `"half_pixel_symmetric"`, `"pytorch_half_pixel"`,
+            `"align_corners"`, `"asymmetric"`.
+        nearest_mode: nearest's rounding under an ONNX mode: `"round_prefer_floor"` (the
+            default, ONNX's), `"round_prefer_ceil"`, `"floor"`, `"ceil"`.
+        cubic_coeff_a: bicubic's `a` under an ONNX mode, -0.75 by default (ONNX's, PyTorch's);
+            -0.5 is Keys's (TensorFlow's, PIL's).
+        exclude_outside: under an ONNX mode, give taps outside the image weight 0 (default
+            False: they read the border pixel; plain bilinear gives the same either way).
+        recompute_scale_factor: with `scale_factor` under an ONNX mode, True computes the
+            coordinates from `in / out` (ONNX `sizes`) instead of the scale factor (ONNX
+            `scales`); default False. TensorFlow's resize always does (None or True).
+        pytorch_compatible: resample as `torch.nn.functional.interpolate(x, size, scale_factor,
+            mode=interpolation, align_corners, recompute_scale_factor, antialias)`; the four
+            ONNX arguments above stay None.
         **kwargs: base `Layer` arguments (name, dtype, ...).
 
     Exactly one of `size` and `scale_factor` is given. The input's height and width must be
-    known when the layer is built, except for `size` with nearest/bilinear.
+    known when the layer is built, except for `size` with TensorFlow's nearest/bilinear.
+    Not supported: ONNX's `tf_crop_and_resize` (a crop, with `roi`), `keep_aspect_ratio_policy`
+    (give the size), PyTorch's `"area"` (adaptive average pooling).
 
     Input shape: `(batch, height, width, channels)`.
     Output shape: `(batch, out_height, out_width, channels)`.
@@ -268,6 +342,10 @@ class Resize(tf.keras.layers.Layer):
     Example:
         >>> Resize(scale_factor=2, interpolation="bilinear")(tf.zeros((1, 14, 14, 3))).shape
         TensorShape([1, 28, 28, 3])
+        >>> x = tf.reshape(tf.range(4.0), (1, 1, 4, 1))
+        >>> y = Resize(scale_factor=(1, 1.5), interpolation="nearest", pytorch_compatible=True)(x)
+        >>> y[0, 0, :, 0].numpy()  # F.interpolate(x, scale_factor=1.5): floor(o / 1.5)
+        array([0., 0., 1., 2., 2., 3.], dtype=float32)
     """
 
     def __init__(
@@ -277,6 +355,12 @@ class Resize(tf.keras.layers.Layer):
         interpolation: str = "bilinear",
         align_corners: bool = False,
         antialias: bool = False,
+        coordinate_transformation_mode: str | None = None,
+        nearest_mode: str | None = None,
+        cubic_coeff_a: float | None = None,
+        exclude_outside: bool | None = None,
+        recompute_scale_factor: bool | None = None,
+        pytorch_compatible: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -304,9 +388,48 @@ class Resize(tf.keras.layers.Layer):
                 f"align_corners={align_corners!r}."
             )
         self.antialias = antialias
+        self._set_onnx_arguments(
+            coordinate_transformation_mode,
+            nearest_mode,
+            cubic_coeff_a,
+            exclude_outside,
+            recompute_scale_factor,
+            pytorch_compatible,
+        )
         self._out_size = None
         self._matrix_h = None
         self._matrix_w = None
+        self._gather_indices = None
+
+    def _set_onnx_arguments(
+        self,
+        mode: str | None,
+        nearest_mode: str | None,
+        cubic_coeff_a: float | None,
+        exclude_outside: bool | None,
+        recompute: bool | None,
+        pytorch_compatible: bool,
+    ) -> None:
+        """Checks and stores the ONNX/PyTorch arguments and resolves how the layer resamples."""
+        self.coordinate_transformation_mode = (
+            None
+            if mode is None
+            else check_choice(mode, COORDINATE_MODES, "coordinate_transformation_mode")
+        )
+        self.nearest_mode = (
+            None
+            if nearest_mode is None
+            else check_choice(nearest_mode, NEAREST_MODES, "nearest_mode")
+        )
+        self.cubic_coeff_a = optional_number(cubic_coeff_a, "cubic_coeff_a")
+        self.exclude_outside = optional_bool(exclude_outside, "exclude_outside")
+        self.recompute_scale_factor = optional_bool(recompute, "recompute_scale_factor")
+        if not isinstance(pytorch_compatible, bool):
+            raise ValueError(
+                f"`pytorch_compatible` must be True or False, got {pytorch_compatible!r}."
+            )
+        self.pytorch_compatible = pytorch_compatible
+        self._options = resample_options(self)
 
     def _output_size(self, height: int, width: int) -> tuple[int, int]:
         if self.size is not None:
@@ -330,37 +453,59 @@ class Resize(tf.keras.layers.Layer):
         if needs_static and (height is None or width is None):
             raise ValueError(
                 f"Layer '{self.name}' needs a known input height and width for "
-                f"interpolation={self.interpolation!r} with size={self.size} and "
-                f"scale_factor={self.scale_factor}, got input shape {input_shape}: give the "
-                "model a fixed input shape (or use `size` with nearest/bilinear)."
+                f"interpolation={self.interpolation!r} with size={self.size}, "
+                f"scale_factor={self.scale_factor} and coordinate_transformation_mode="
+                f"{self.coordinate_transformation_mode!r}, got input shape {input_shape}: give "
+                "the model a fixed input shape (or use `size` with TensorFlow's "
+                "nearest/bilinear)."
             )
         return height, width
 
     def build(self, input_shape):
         height, width = self._check_shape(input_shape)
         out_height, out_width = self._out_size = self._output_size(height, width)
-        if self._uses_builtin():
-            super().build(input_shape)
-            return
-        if self.antialias:
-            matrices = [
-                antialiased_matrix(n, out, self.interpolation)
-                for n, out in ((height, out_height), (width, out_width))
-            ]
-        else:
+        axes = ((height, out_height), (width, out_width))
+        if self._options is not None:
+            self._build_onnx(axes)
+        elif self.antialias:
+            matrices = [antialiased_matrix(n, out, self.interpolation) for n, out in axes]
+            self._matrix_h, self._matrix_w = (m.astype(np.float32) for m in matrices)
+        elif not self._uses_builtin():
             matrices = [
                 interpolation_matrix(n, out, self.interpolation, self.align_corners)
-                for n, out in ((height, out_height), (width, out_width))
+                for n, out in axes
             ]
-        self._matrix_h, self._matrix_w = (m.astype(np.float32) for m in matrices)
+            self._matrix_h, self._matrix_w = (m.astype(np.float32) for m in matrices)
         super().build(input_shape)
 
+    def _build_onnx(self, axes: tuple[tuple[int, int], tuple[int, int]]) -> None:
+        """ONNX's resampling: gather indices for nearest, else the two matrices."""
+        scales = self.scale_factor or (None, None)
+        if self.interpolation == "nearest":
+            rows, columns = (
+                self._options.indices(n, out, scale)
+                for (n, out), scale in zip(axes, scales, strict=True)
+            )
+            width = axes[1][0]
+            self._gather_indices = (rows[:, None] * width + columns[None, :]).ravel()
+            self._gather_indices = self._gather_indices.astype(np.int32)
+            return
+        matrices = [
+            self._options.matrix(n, out, scale, self.interpolation)
+            for (n, out), scale in zip(axes, scales, strict=True)
+        ]
+        self._matrix_h, self._matrix_w = (m.astype(np.float32) for m in matrices)
+
     def _uses_builtin(self) -> bool:
-        return self.interpolation in _BUILTIN_METHODS and not self.antialias
+        return (
+            self._options is None and self.interpolation in _BUILTIN_METHODS and not self.antialias
+        )
 
     def call(self, inputs):
         if self._uses_builtin():
             return self._builtin_resize(inputs)
+        if self._gather_indices is not None:
+            return self._gather(inputs)
         (out_height, height), (out_width, width) = self._matrix_h.shape, self._matrix_w.shape
         matrix_h = tf.cast(self._matrix_h, inputs.dtype)
         matrix_w = tf.cast(self._matrix_w, inputs.dtype)
@@ -371,6 +516,14 @@ class Resize(tf.keras.layers.Layer):
         # Columns: (out_w, w) @ (batch * out_h, w, c) -> (batch * out_h, out_w, c).
         y = tf.reshape(y, tf.stack([-1, width, channels]))
         y = tf.matmul(matrix_w, y)
+        return tf.reshape(y, tf.stack([-1, out_height, out_width, channels]))
+
+    def _gather(self, inputs):
+        """Nearest as one GATHER of the flattened pixels (GATHER in TFLite, Gather in ONNX)."""
+        out_height, out_width = self._out_size
+        channels = tf.shape(inputs)[3]
+        pixels = tf.reshape(inputs, tf.stack([tf.shape(inputs)[0], -1, channels]))
+        y = tf.gather(pixels, self._gather_indices, axis=1)
         return tf.reshape(y, tf.stack([-1, out_height, out_width, channels]))
 
     def _builtin_resize(self, inputs):
@@ -395,5 +548,11 @@ class Resize(tf.keras.layers.Layer):
             interpolation=self.interpolation,
             align_corners=self.align_corners,
             antialias=self.antialias,
+            coordinate_transformation_mode=self.coordinate_transformation_mode,
+            nearest_mode=self.nearest_mode,
+            cubic_coeff_a=self.cubic_coeff_a,
+            exclude_outside=self.exclude_outside,
+            recompute_scale_factor=self.recompute_scale_factor,
+            pytorch_compatible=self.pytorch_compatible,
         )
         return config
