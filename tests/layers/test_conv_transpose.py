@@ -470,10 +470,14 @@ def assert_edge_runtimes_match(model: tf.keras.Model, x: np.ndarray) -> None:
     ],
 )
 def test_edge_runtimes_match(rank, kwargs):
-    layer = LAYERS[rank](3, bias_initializer="random_normal", **kwargs)
-    input_shape = (*([5] * rank), 2) if rank < 3 else (3, 3, 3, 2)
+    _assert_runtimes_match(rank, kwargs, filters=3, channels=2, seed=6)
+
+
+def _assert_runtimes_match(rank, kwargs, filters, channels, seed):
+    layer = LAYERS[rank](filters, bias_initializer="random_normal", **kwargs)
+    input_shape = (*([5] * rank), channels) if rank < 3 else (3, 3, 3, channels)
     model = testing_utils.model_of(layer, input_shape)
-    x = np.random.default_rng(6).normal(size=(1, *input_shape)).astype(np.float32)
+    x = np.random.default_rng(seed).normal(size=(1, *input_shape)).astype(np.float32)
     assert_edge_runtimes_match(model, x)
 
 
@@ -730,8 +734,4 @@ def test_grouped_get_config_round_trip():
     ],
 )
 def test_grouped_edge_runtimes_match(rank, kwargs):
-    layer = LAYERS[rank](4, bias_initializer="random_normal", **kwargs)
-    input_shape = (*([5] * rank), 4) if rank < 3 else (3, 3, 3, 4)
-    model = testing_utils.model_of(layer, input_shape)
-    x = np.random.default_rng(11).normal(size=(1, *input_shape)).astype(np.float32)
-    assert_edge_runtimes_match(model, x)
+    _assert_runtimes_match(rank, kwargs, filters=4, channels=4, seed=11)

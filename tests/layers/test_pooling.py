@@ -143,6 +143,11 @@ def test_explicit_padding_matches_reference(kind, config):
         config["pool_size"], config["strides"], padding, **kwargs
     )
     x = np.random.randn(*config["shape"]).astype(np.float32)
+    assert_matches_reference(layer, x, kind, config, pads, kwargs)
+
+
+def assert_matches_reference(layer, x, kind, config, pads, kwargs) -> np.ndarray:
+    """Outputs and input gradients of `layer` equal the NumPy window loop's; returns y."""
     out_shape = layer.compute_output_shape(x.shape)
     g = np.random.randn(*out_shape).astype(np.float32)
     y_ref, dx_ref = reference_pool(
@@ -152,6 +157,7 @@ def test_explicit_padding_matches_reference(kind, config):
     assert y.shape == y_ref.shape == tuple(out_shape)
     np.testing.assert_allclose(y, y_ref, atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(dx, dx_ref, atol=1e-5, rtol=1e-5)
+    return y
 
 
 @given(config=pool_configs(padding_kinds=("int",)), padding=st.sampled_from(["valid", "same"]))
@@ -445,14 +451,7 @@ def test_dilation_matches_onnx_and_reference(kind, config):
         pool_output_size(n, k, s, p, config["ceil_mode"], d)
         for (n, k, s, p), d in zip(geometry, config["dilation"], strict=True)
     )
-    g = np.random.randn(*out_shape).astype(np.float32)
-    y_ref, dx_ref = reference_pool(
-        x.astype(np.float64), g, kind, config["pool_size"], config["strides"], pads, **kwargs
-    )
-    y, dx = layer_output_and_gradient(layer, x, g)
-    assert y.shape == y_ref.shape == tuple(out_shape)
-    np.testing.assert_allclose(y, y_ref, atol=1e-5, rtol=1e-5)
-    np.testing.assert_allclose(dx, dx_ref, atol=1e-5, rtol=1e-5)
+    y = assert_matches_reference(layer, x, kind, config, pads, kwargs)
     y_onnx = onnx_pool(kind, x, config)
     if y_onnx is not None:
         np.testing.assert_allclose(y, y_onnx, atol=1e-5, rtol=1e-5)

@@ -164,9 +164,15 @@ def test_public_attributes_and_config_round_trip():
 
 @pytest.mark.parametrize("interpolation", INTERPOLATIONS)
 def test_mixed_bfloat16(interpolation):
+    assert_mixed_bfloat16_close({"size": (9, 4), "interpolation": interpolation})
+
+
+def assert_mixed_bfloat16_close(arguments):
+    """Under mixed_bfloat16 the layer computes in bfloat16, has a gradient, and stays within
+    bfloat16's precision of the float32 layer."""
     x = np.random.rand(2, 6, 5, 3).astype(np.float32)
-    reference = np.asarray(Resize((9, 4), interpolation=interpolation)(x))
-    layer = Resize((9, 4), interpolation=interpolation, dtype="mixed_bfloat16")
+    reference = np.asarray(Resize(**arguments)(x))
+    layer = Resize(**arguments, dtype="mixed_bfloat16")
     with tf.GradientTape() as tape:
         xb = tf.constant(x)
         tape.watch(xb)
@@ -426,6 +432,14 @@ scale_values = st.one_of(
 scale_factors = st.tuples(scale_values, scale_values)
 
 
+def draw_scale(draw, in_size):
+    """A scale factor, the output size it gives (at least 1), and `recompute_scale_factor`."""
+    scale = draw(scale_factors)
+    out_size = tuple(int(np.floor(n * s)) for n, s in zip(in_size, scale, strict=True))
+    assume(min(out_size) >= 1)
+    return scale, out_size, draw(st.booleans())
+
+
 @st.composite
 def onnx_resizes(draw, interpolation):
     """(input size, output size, the layer's arguments, the ONNX graph's arguments)."""
@@ -444,10 +458,7 @@ def onnx_resizes(draw, interpolation):
         arguments["cubic_coeff_a"] = draw(st.sampled_from([-0.75, -0.5, -0.625, -1.0]))
     scales = None
     if draw(st.booleans()):
-        scale = draw(scale_factors)
-        out_size = tuple(int(np.floor(n * s)) for n, s in zip(in_size, scale, strict=True))
-        assume(min(out_size) >= 1)
-        recompute = draw(st.booleans())
+        scale, out_size, recompute = draw_scale(draw, in_size)
         arguments.update(scale_factor=scale, recompute_scale_factor=recompute)
         # align_corners does not use the scale (the reference would use in * scale as the
         # output length); with antialias it does, and ONNX Runtime is its oracle (below).
@@ -509,10 +520,7 @@ def pytorch_resizes(draw, interpolation):
         interpolation, mode, "floor", -0.5 if antialias else -0.75, antialias, antialias
     )
     if draw(st.booleans()):
-        scale = draw(scale_factors)
-        out_size = tuple(int(np.floor(n * s)) for n, s in zip(in_size, scale, strict=True))
-        assume(min(out_size) >= 1)
-        recompute = draw(st.booleans())
+        scale, out_size, recompute = draw_scale(draw, in_size)
         arguments.update(scale_factor=scale, recompute_scale_factor=recompute)
         scales = tuple(
             pytorch_scale(n, m, s, interpolation, antialias)
@@ -780,18 +788,8 @@ def test_onnx_mode_config_round_trip():
 
 @pytest.mark.parametrize("interpolation", list(ONNX_INTERPOLATIONS))
 def test_onnx_modes_mixed_bfloat16(interpolation):
-    x = np.random.rand(2, 6, 5, 3).astype(np.float32)
     arguments = {"scale_factor": 1.5, "interpolation": interpolation, "pytorch_compatible": True}
-    reference = np.asarray(Resize(**arguments)(x))
-    layer = Resize(**arguments, dtype="mixed_bfloat16")
-    with tf.GradientTape() as tape:
-        xb = tf.constant(x)
-        tape.watch(xb)
-        y = layer(xb)
-        loss = tf.reduce_sum(tf.cast(y, tf.float32))
-    assert y.dtype == tf.bfloat16
-    assert tape.gradient(loss, xb) is not None
-    np.testing.assert_allclose(np.asarray(tf.cast(y, tf.float32)), reference, atol=3e-2)
+    assert_mixed_bfloat16_close(arguments)
 
 
 EDGE_CASES = {
