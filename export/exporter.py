@@ -262,6 +262,7 @@ def export_model(
             _log(options, f"  FAILED {report.failure}")
         elif report.status == "unsupported":
             _log(options, f"  {report.failure}")
+    compare_rewrite_latency(reports)
     if source.task == "reconstruction":
         from export.preview import write_reconstruction_preview
 
@@ -420,6 +421,21 @@ S2D_NOTHING_TO_DO = (
     "rewrite takes (stride 1, at most 8 input channels, no activation inside the layer), so "
     "the file would be tflite_int8's"
 )
+
+
+def compare_rewrite_latency(reports: list[FileReport]) -> None:
+    """Notes on the s2d row how its latency compares with tflite_int8's on this CPU: the
+    rewrite is faster under XNNPACK on some CPUs and models, slower on others."""
+    rows = {r.format: r for r in reports if r.latency_us}
+    s2d, base = rows.get("tflite_int8_s2d"), rows.get("tflite_int8")
+    if s2d is None or base is None:
+        return
+    ratio = s2d.latency_us / base.latency_us
+    verdict = "faster" if ratio < 1 else "not faster"
+    s2d.notes["vs_tflite_int8"] = (
+        f"{ratio:.2f}x tflite_int8's latency ({s2d.latency_us:.1f} vs {base.latency_us:.1f} "
+        f"us): {verdict} on this CPU; ship it only where it measures faster"
+    )
 
 
 def _rewrite_applies(model: Any) -> bool:

@@ -85,3 +85,17 @@ def test_int8_conversion_does_not_leak_the_converters_input_statistics_warning()
         warnings.simplefilter("always")
         convert_tflite(model, (28, 28, 1), "int8", calibration=x, io="int8", progress=False)
     assert not [w for w in caught if "Statistics for quantized inputs" in str(w.message)]
+
+
+def test_the_s2d_file_is_compared_with_tflite_int8(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVZOO_CACHE", str(tmp_path / "cache"))
+    formats = "tflite_int8,tflite_int8_s2d"
+    argv = ["lenet5_modern:fashion_mnist", "--formats", formats, "--quiet", "--out",
+            str(tmp_path / "out"), "--test-samples", "100", "--latency-runs", "20"]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    s2d, base = (next(r for r in report["files"] if r["format"] == f) for f in
+                 ("tflite_int8_s2d", "tflite_int8"))  # fmt: skip
+    note = s2d["notes"]["vs_tflite_int8"]
+    assert note.startswith(f"{s2d['latency_us'] / base['latency_us']:.2f}x tflite_int8's latency")
+    assert "vs_tflite_int8: " in (tmp_path / "out" / "report.md").read_text()
