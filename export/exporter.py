@@ -230,7 +230,9 @@ def export_model(
         data.x_train is None or not len(data.x_train)
     ):
         raise ValueError("QAT/pruning needs labelled training images, but the data given has none")
-    class_names = source.class_names or data.class_names
+    # A reconstruction model's outputs are images: its files carry no labels.
+    labelled = source.task == "classification"
+    class_names = (source.class_names or data.class_names) if labelled else None
     model = source.model
     notes = _prune(source, model, data, options, qat_epochs)
     metadata = app_metadata(source, class_names)
@@ -245,7 +247,7 @@ def export_model(
     _write_metadata(job)
     for warning in job.warnings:
         _log(options, f"warning: {warning}")
-    if class_names and source.task == "classification":  # an autoencoder has no labels
+    if class_names:
         atomic_write_text(out_dir / LABELS_FILE, "\n".join(class_names))
     files: dict[str, Path] = {}
     reports: list[FileReport] = [tflm_skipped] if tflm_skipped else []
