@@ -257,9 +257,11 @@ def test_alexnet_takes_mnist_like_images_and_resizes_them_inside():
 
     default = resolve_config(TrainConfig(model="alexnet_bn"))
     assert (default.input_shape, default.model_options) == ("28,28,1", {"resize_to": 64})
+    assert default.epochs == 5
+    assert resolve_config(TrainConfig(model="alexnet", epochs=9)).epochs == 9
     chosen = resolve_config(TrainConfig(model="alexnet", model_options=["resize_to=96"]))
     assert (chosen.input_shape, chosen.model_options) == ("28,28,1", {"resize_to": 96})
     other = resolve_config(TrainConfig(model="alexnet_bn", dataset="tfds:imagenette"))
-    assert (other.input_shape, other.model_options) == (None, None)
+    assert (other.input_shape, other.model_options, other.epochs) == (None, None, 30)
     lenet = resolve_config(TrainConfig(model="lenet5"))
     assert (lenet.input_shape, lenet.model_options) == (None, None)
