@@ -441,9 +441,9 @@ def compare_rewrite_latency(reports: list[FileReport]) -> None:
 
 
 def _rewrite_applies(model: Any) -> bool:
-    from export.rewrite import rewrite_for_deployment
+    from export.rewrite import rewritable_convolutions
 
-    return rewrite_for_deployment(model) is not model
+    return bool(rewritable_convolutions(model))
 
 
 # Each row's runtime names its builder: (job, row) -> (its report, the file or folder).

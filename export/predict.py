@@ -83,12 +83,12 @@ class Predictor:
 
 
 def _exported(path: Path) -> Predictor:
-    from export.verify import OnnxRunner, TFLiteRunner
+    from export.verify import make_runner
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     try:
-        runner = (TFLiteRunner if path.suffix == ".tflite" else OnnxRunner)(path.read_bytes())
+        runner = make_runner(path, path.suffix[1:])  # "tflite" or "onnx", the runtime names
     except Exception as error:  # the runtimes raise many kinds for a bad file
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ValueError(f"{path} is not a loadable {path.suffix} model: {first}") from None

@@ -179,6 +179,13 @@ def _conv_pads(layer: tf.keras.layers.Layer) -> tuple[tuple[int, int], tuple[int
     return tuple(tuple(int(p) for p in pair) for pair in padding)
 
 
+def rewritable_convolutions(
+    model: tf.keras.Model, max_in_channels: int = 8
+) -> list[tf.keras.layers.Layer]:
+    """The convolutions `rewrite_for_deployment` replaces (none: it returns the model as is)."""
+    return [layer for layer in model.layers if _is_plain_conv(layer, max_in_channels)]
+
+
 def rewrite_for_deployment(
     model: tf.keras.Model, block: int | None = None, max_in_channels: int = 8
 ) -> tf.keras.Model:
@@ -202,9 +209,7 @@ def rewrite_for_deployment(
         raise ValueError(f"`block` must be None or an integer >= 2, got {block!r}")
     replaced: dict[str, tf.keras.layers.Layer] = {}
     removed: set[str] = set()
-    for layer in model.layers:
-        if not _is_plain_conv(layer, max_in_channels):
-            continue
+    for layer in rewritable_convolutions(model, max_in_channels):
         fused = fold_following(model, layer)
         replaced[layer.name] = SpaceToDepthConv2D(
             fused.kernel,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
-import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -112,9 +111,6 @@ def _infer_task(model: tf.keras.Model, input_shape: tuple[int, ...]) -> str:
     return "reconstruction" if output_shape == tuple(input_shape) else "classification"
 
 
-PRETRAINED_SPEC = re.compile(r"^(?P<model>[A-Za-z0-9_]+):(?P<dataset>[A-Za-z0-9_]+)$")
-
-
 def pretrained_cache_dir() -> Path:
     """Where shipped weights become run directories: `$CONVZOO_CACHE`, else the user cache."""
     root = os.environ.get("CONVZOO_CACHE") or os.path.join(
@@ -144,11 +140,12 @@ def load_pretrained_source(spec: str) -> ModelSource:
         ValueError: no such shipped weights (the message lists what exists).
     """
     from zoo import weights_manifest
+    from zoo.pretrained import split_pretrained_tag
 
-    match = PRETRAINED_SPEC.match(spec)
-    if match is None:
+    tag = split_pretrained_tag(spec)
+    if tag is None:
         raise ValueError(f"{spec!r} is not MODEL:DATASET (e.g. lenet5_modern:fashion_mnist)")
-    model_name, dataset = match["model"], match["dataset"]
+    model_name, dataset = tag
     manifest = weights_manifest(model_name, dataset)
     digest = manifest["weights"]["sha256"][:12]
     directory = pretrained_cache_dir() / f"{model_name}-{dataset}-{digest}"
@@ -165,12 +162,11 @@ def load_pretrained_source(spec: str) -> ModelSource:
 
 
 def _is_pretrained_spec(path: str | os.PathLike) -> bool:
-    match = PRETRAINED_SPEC.match(str(path))
-    if match is None or Path(path).exists():
-        return False
     from zoo import list_models
+    from zoo.pretrained import split_pretrained_tag
 
-    return match["model"] in list_models()
+    tag = split_pretrained_tag(path)
+    return tag is not None and tag[0] in list_models()
 
 
 def load_source(path: str | os.PathLike) -> ModelSource:

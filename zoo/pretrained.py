@@ -55,6 +55,7 @@ __all__ = [
     "npz_weights_bytes",
     "read_npz_weights",
     "resolve_pretrained",
+    "split_pretrained_tag",
     "weights_file",
     "weights_manifest",
 ]
@@ -189,6 +190,15 @@ def resolve_pretrained(
     return shipped_weights_path(manifest), manifest
 
 
+def split_pretrained_tag(text: str | os.PathLike) -> tuple[str, str] | None:
+    """`("lenet5", "fashion_mnist")` for the tag `"lenet5:fashion_mnist"`; None for anything
+    else, and for a path that exists (a file may have a colon in its name)."""
+    model, colon, dataset = str(text).partition(":")
+    if colon and model.isidentifier() and dataset.isidentifier() and not Path(text).exists():
+        return model, dataset
+    return None
+
+
 def weights_file(source: str | os.PathLike) -> Path:
     """The file a `--weights` source names: shipped `MODEL:DATASET` weights (SHA-256
     checked), a run directory (its `model.keras`), or a `.keras`/`.npz`/`.weights.h5` file.
@@ -198,9 +208,9 @@ def weights_file(source: str | os.PathLike) -> Path:
         FileNotFoundError: nothing at that path.
     """
     text = str(source)
-    model, colon, dataset = text.partition(":")
-    if colon and not Path(text).exists() and model.isidentifier() and dataset.isidentifier():
-        return shipped_weights_path(weights_manifest(model, dataset))
+    tag = split_pretrained_tag(text)
+    if tag is not None:
+        return shipped_weights_path(weights_manifest(*tag))
     path = Path(text)
     if path.is_dir():
         path = path / "model.keras"
