@@ -13,11 +13,9 @@ ValueError: --model-options dropout_rate='abc': model 'lenet5_modern' expects a 
 
 from __future__ import annotations
 
-import ast
 import difflib
 import inspect
 import json
-import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -105,58 +103,16 @@ def check_model_options(name: str, options: dict[str, Any]) -> None:
 
 def builder_keywords(name: str) -> dict[str, inspect.Parameter] | None:
     """The keywords model `name`'s builder accepts, by name, with their annotations and
-    defaults; None if it forwards `**kwargs` somewhere that cannot be followed."""
+    defaults, as its signature declares them (variants that forward `**overrides` declare what
+    they forward with `zoo.registry.forwards_keywords_of`); None if it takes any `**kwargs`."""
     from zoo import get_model_info
 
-    return _keywords(get_model_info(name).builder, depth=3)
-
-
-def _keywords(function: Callable, depth: int) -> dict[str, inspect.Parameter] | None:
-    parameters = inspect.signature(function).parameters
-    named = {
+    parameters = inspect.signature(get_model_info(name).builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return {
         k: p for k, p in parameters.items() if p.kind in _KEYWORD_KINDS and k not in _POSITIONAL
     }
-    var_keyword = next(
-        (p.name for p in parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD), None
-    )
-    if var_keyword is None:
-        return named
-    forwarded = _forwarded_keywords(function, var_keyword, depth)
-    return None if forwarded is None else {**forwarded, **named}
-
-
-def _forwarded_keywords(
-    function: Callable, var_keyword: str, depth: int
-) -> dict[str, inspect.Parameter] | None:
-    """The keywords of the module-level functions `function` passes `**var_keyword` to, less
-    those it sets itself in that call (AlexNet's variants fix `towers=`, for example)."""
-    if depth <= 0:
-        return None
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
-    except (OSError, TypeError, SyntaxError):
-        return None
-    found: dict[str, inspect.Parameter] = {}
-    calls = 0
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call) or not _forwards(node, var_keyword):
-            continue
-        callee = getattr(function, "__globals__", {}).get(getattr(node.func, "id", None))
-        keywords = _keywords(callee, depth - 1) if inspect.isfunction(callee) else None
-        if keywords is None:
-            return None
-        calls += 1
-        positional = list(inspect.signature(callee).parameters)[: len(node.args)]
-        fixed = {k.arg for k in node.keywords if k.arg is not None} | set(positional)
-        found.update({k: p for k, p in keywords.items() if k not in fixed})
-    return found if calls else None
-
-
-def _forwards(call: ast.Call, var_keyword: str) -> bool:
-    return any(
-        k.arg is None and isinstance(k.value, ast.Name) and k.value.id == var_keyword
-        for k in call.keywords
-    )
 
 
 def _annotation_text(annotation: Any) -> str:

@@ -63,7 +63,7 @@ from layers.local_response_norm import LocalResponseNorm
 from layers.pooling import MaxPool2D
 from layers.resize import Resize
 from zoo._shapes import Stage, check_input_size
-from zoo.registry import normalization_layer, register_model
+from zoo.registry import forwards_keywords_of, normalization_layer, register_model
 
 __all__ = ["alexnet", "alexnet_bn", "alexnet_single_tower"]
 
@@ -236,6 +236,7 @@ def build_alexnet(
     std=IMAGENET_STD,
     paper=ALEXNET_PAPER,
 )
+@forwards_keywords_of(build_alexnet, fixed=("towers", "normalization", "synchronized"))
 def alexnet(input_shape: tuple[int, int, int], num_classes: int, **overrides) -> tf.keras.Model:
     """AlexNet as in the paper: two towers (grouped conv2/4/5), LRN, 60,965,224 parameters.
 
@@ -251,6 +252,7 @@ def alexnet(input_shape: tuple[int, int, int], num_classes: int, **overrides) ->
     std=IMAGENET_STD,
     paper=ALEXNET_PAPER + " Single tower (no grouped convolutions).",
 )
+@forwards_keywords_of(build_alexnet, fixed=("towers", "normalization", "synchronized"))
 def alexnet_single_tower(
     input_shape: tuple[int, int, int], num_classes: int, **overrides
 ) -> tf.keras.Model:
@@ -269,6 +271,7 @@ def alexnet_single_tower(
     std=IMAGENET_STD,
     paper=ALEXNET_PAPER + " LRN replaced by batch normalization (Ioffe & Szegedy, 2015).",
 )
+@forwards_keywords_of(build_alexnet, fixed=("towers", "normalization"))
 def alexnet_bn(
     input_shape: tuple[int, int, int],
     num_classes: int,

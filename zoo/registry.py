@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ __all__ = [
     "TASKS",
     "ModelInfo",
     "create_model",
+    "forwards_keywords_of",
     "get_model_info",
     "list_models",
     "normalization_layer",
@@ -228,6 +230,40 @@ def create_model(
 
         load_weights_into(model, weights_path)
     return model
+
+
+def forwards_keywords_of(builder: Callable, *, fixed: Sequence[str] = ()) -> Callable:
+    """Decorator: a variant that passes `**overrides` on to `builder` declares, in its
+    signature, the keyword-only parameters of `builder` it forwards (all but `fixed`, the ones
+    the variant sets itself).
+
+    `inspect.signature(variant)` then lists every keyword `create_model` accepts for it, with
+    its annotation and default, as it would for a builder written out in full: `python -m zoo
+    NAME` prints them and `python -m training --model-options` checks against them.
+
+    Args:
+        builder: the function the variant calls with `**overrides`.
+        fixed: `builder`'s keywords the variant sets itself (not options of the variant).
+
+    Example:
+
+    >>> @forwards_keywords_of(build_alexnet, fixed=("towers",))
+    ... def alexnet(input_shape, num_classes, **overrides): ...
+    """
+
+    def decorate(variant: Callable) -> Callable:
+        own = inspect.signature(variant)
+        kept = [p for p in own.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        names = {p.name for p in kept} | set(fixed)
+        forwarded = [
+            p
+            for p in inspect.signature(builder).parameters.values()
+            if p.kind is p.KEYWORD_ONLY and p.name not in names
+        ]
+        variant.__signature__ = own.replace(parameters=kept + forwarded)
+        return variant
+
+    return decorate
 
 
 def normalization_layer(

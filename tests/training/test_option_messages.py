@@ -100,11 +100,19 @@ def test_model_options_of_the_right_type_pass(model, options):
     check_model_options(model, options)
 
 
-def test_forwarded_keywords_are_those_of_the_function_called():
+def test_variants_declare_the_keywords_they_forward():
     alexnet = builder_keywords("alexnet")
     assert {"dropout_rate", "fc_units", "resize_to", "initialization"} <= set(alexnet)
-    assert not {"towers", "normalization", "input_shape", "num_classes"} & set(alexnet)
+    assert not {"towers", "normalization", "synchronized", "input_shape", "num_classes"} & set(
+        alexnet
+    )
     assert "synchronized" in builder_keywords("alexnet_bn")
+    assert str(alexnet["fc_units"].annotation) == "int" and alexnet["fc_units"].default == 4096
+
+
+def test_a_keyword_a_variant_sets_itself_is_refused():
+    with pytest.raises(ValueError, match=r"model 'alexnet' has no option 'synchronized'"):
+        check_model_options("alexnet", {"synchronized": True})
 
 
 def test_bad_model_option_value_is_caught_before_the_builder():

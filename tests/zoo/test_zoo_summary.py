@@ -103,6 +103,9 @@ def test_cli_summary_plot_and_errors(tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert "pool5 (MaxPool2D)" in ok.stdout and "(None, 1, 1, 256)" in ok.stdout
     assert "Total params:" in ok.stdout and png.stat().st_size > 0
+    # The variant's keywords are those it forwards to build_alexnet, less those it fixes.
+    assert "  resize_to: int | Sequence[int] | None = None" in ok.stdout
+    assert "synchronized" not in ok.stdout and "towers:" not in ok.stdout
 
     bad = _cli("alexnett")
     assert bad.returncode == 2 and bad.stdout == ""
