@@ -43,6 +43,7 @@ from export.source import ModelSource, run_test_size, unfinished_run_warnings
 from export.tflite_export import IO_TYPES
 from export.verify import FileReport, keras_reference, verify_file
 from training.atomic import atomic_write_bytes, atomic_write_text
+from zoo.errors import first_line
 
 DEFAULT_EXPORT_ROOT = Path("exports")
 METADATA_FILE = "metadata.json"
@@ -356,8 +357,7 @@ def _file_row(job: _Job, fmt: ExportFormat, build) -> tuple[FileReport, Path | N
     try:
         content = build()
     except Exception as error:
-        first = str(error).strip().splitlines()
-        message = first[0] if first else type(error).__name__
+        message = first_line(error)
         status = "unsupported" if fmt.quantization == "int16x8" else "failed"
         failure = f"{fmt.name}: conversion failed: {type(error).__name__}: {message}"
         return FileReport.not_written(fmt, failure, status), None
@@ -510,7 +510,7 @@ def _export_tflm(prepared, out_dir, fmt, reference, options) -> FileReport:
     try:
         _, report = export_tflm(prepared, out_dir, fmt, reference, options.latency_runs)
     except Exception as error:  # a runtime failure is a failed row, not a crash
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        first = first_line(error)
         failure = f"tflm: TFLite Micro could not verify the bundle: {first}"
         report = FileReport.not_written(fmt, failure, "failed")
     return report

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from zoo.cli import OneLineErrorParser
+from zoo.errors import first_line
 
 __all__ = ["Predictor", "evaluate", "load_images", "predict"]
 
@@ -90,7 +91,7 @@ def _exported(path: Path) -> Predictor:
     try:
         runner = make_runner(path, path.suffix[1:])  # "tflite" or "onnx", the runtime names
     except Exception as error:  # the runtimes raise many kinds for a bad file
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        first = first_line(error)
         raise ValueError(f"{path} is not a loadable {path.suffix} model: {first}") from None
     input_shape, output_shape = _io_shapes(runner)
     task = "reconstruction" if output_shape == input_shape else "classification"

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from training.atomic import atomic_write_directory, atomic_write_json
 from training.record import RECORD_FILE, RunRecord, read_run_record
+from zoo.errors import first_line
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -102,7 +103,7 @@ def load_keras_model(path: str | os.PathLike) -> tf.keras.Model:
     try:
         return tf.keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many kinds for a bad archive
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = first_line(error)
         raise ValueError(f"{path} is not a loadable Keras model: {message}") from None
 
 

@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from export.formats import ONNX, TFLITE, ExportFormat
 from layers._native_logs import quiet_native_stderr
+from zoo.errors import first_line
 
 FLOAT_DTYPES = (np.float32, np.float16, np.float64)
 QUANTIZE_BOUNDARY_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
@@ -326,7 +327,7 @@ def verify_file(
         report.ops = runner.op_names()
         report.float_ops = runner.float_ops()
     except Exception as error:  # any runtime failure fails this file
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        first = first_line(error)
         report.passed, report.status = False, "failed"
         report.failure = f"{fmt.runtime} could not run {path.name}: {type(error).__name__}: {first}"
         return report

@@ -22,6 +22,7 @@ from typing import Any
 
 from export.formats import TFLITE, ExportFormat
 from export.verify import FileReport, Reference, verify_file
+from zoo.errors import first_line
 
 # Test images sent through the page during an export (the whole check takes ~10 s for 500).
 BROWSER_CHECK_IMAGES = 500
@@ -79,8 +80,7 @@ def export_web(
             try:
                 checks["result"] = check_page(folder, images, screenshot=SCREENSHOT_FILE)
             except Exception as error:  # the page is still written; the row fails
-                lines = str(error).strip().splitlines()
-                checks["error"] = f"{type(error).__name__}: {lines[0] if lines else ''}"
+                checks["error"] = f"{type(error).__name__}: {first_line(error)}"
 
     try:
         folder = write_web_folder(
@@ -96,9 +96,9 @@ def export_web(
             before_publish=browser_check,
         )
     except FileNotFoundError as error:  # LiteRT.js not installed: a note, not a failed export
-        return _failed(fmt, str(error).strip().splitlines()[0], "unsupported"), None
+        return _failed(fmt, first_line(error), "unsupported"), None
     except (ValueError, RuntimeError) as error:
-        return _failed(fmt, str(error).strip().splitlines()[0]), None
+        return _failed(fmt, first_line(error)), None
     report = verify_file(
         folder / MODEL_FILE,
         dataclasses.replace(fmt, runtime=TFLITE),

@@ -46,6 +46,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from zoo.errors import first_line
+
 __all__ = [
     "MANIFEST_VERSION",
     "WEIGHTS_DIR",
@@ -333,7 +335,7 @@ def _keras_file_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         source = tf.keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many kinds for a bad archive
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        first = first_line(error)
         raise ValueError(f"{path} is not a loadable Keras model: {first}") from None
     return _model_arrays(source)
 
@@ -369,7 +371,7 @@ def load_weights_into(
     try:
         model.load_weights(path)
     except Exception as error:  # Keras raises many kinds for a mismatch
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        first = first_line(error)
         hint = "; to replace a head of another size, use a .keras or .npz file" * replace_head
         raise ValueError(f"{path} does not fit model {model.name!r}: {first}{hint}") from None
     return []
