@@ -260,13 +260,14 @@ def unfinished_run_warnings(source: ModelSource) -> list[str]:
     if source.record is None or source.origin or (run_dir / "metrics.json").is_file():
         return []
     from training.artifacts import read_history
+    from training.callbacks import monitored_metric
 
     rows = read_history(run_dir / "history.csv")
-    monitor = "val_accuracy" if source.task == "classification" else "val_loss"
+    monitor, mode = monitored_metric(source.task)
     scores = [row.get(monitor) for row in rows]
     best = ""
     if scores and None not in scores:
-        pick = max if monitor == "val_accuracy" else min
+        pick = max if mode == "max" else min
         best = f", epoch {scores.index(pick(scores)) + 1} (best {monitor})"
     return [
         f"{run_dir} has no metrics.json: its training stopped after {len(rows)} of "

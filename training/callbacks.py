@@ -17,7 +17,14 @@ import tensorflow as tf
 from training import artifacts
 from zoo.reparam import fuse_into, has_reparam_layers
 
-__all__ = ["EpochTimeForecast", "RunRecorder", "SwapEMAWeights"]
+__all__ = ["EpochTimeForecast", "RunRecorder", "SwapEMAWeights", "monitored_metric"]
+
+
+def monitored_metric(task: str) -> tuple[str, str]:
+    """The validation figure that picks a run's best epoch for `task`, and whether the best
+    is its `max` or `min`: `("val_accuracy", "max")` for a classifier, else `("val_loss", "min")`.
+    """
+    return ("val_accuracy", "max") if task == "classification" else ("val_loss", "min")
 
 
 class RunRecorder(tf.keras.callbacks.Callback):

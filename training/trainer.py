@@ -35,7 +35,7 @@ import tensorflow as tf
 from training import artifacts
 from training.atomic import atomic_write_json
 from training.augment import build_augmenter, preview_grid, resolve_augment
-from training.callbacks import EpochTimeForecast, RunRecorder, SwapEMAWeights
+from training.callbacks import EpochTimeForecast, RunRecorder, SwapEMAWeights, monitored_metric
 from training.config import (
     TrainConfig,
     check_keys,
@@ -384,10 +384,6 @@ def _export_twin(c: TrainConfig, info, data: ImageDataset, plan: _Plan):
         )
 
 
-def _monitor(task: str) -> tuple[str, str]:
-    return ("val_accuracy", "max") if task == "classification" else ("val_loss", "min")
-
-
 def _callbacks(c: TrainConfig, run_dir: Path, recorder: RunRecorder, extra) -> list:
     monitor, mode = recorder.monitor, recorder.mode
     callbacks: list[tf.keras.callbacks.Callback] = [tf.keras.callbacks.TerminateOnNaN()]
@@ -508,7 +504,7 @@ def _train(
             + (f" + training noise (std {noise:.0f} pixels)" if noise else ""),
             noise_std=noise,
         )
-    monitor, mode = _monitor(info.task)
+    monitor, mode = monitored_metric(info.task)
     recorder = RunRecorder(
         run_dir,
         monitor,
