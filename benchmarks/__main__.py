@@ -1,9 +1,11 @@
 """`make bench`: runs every benchmark and writes one report, `benchmarks/RESULTS.md`.
 
-Each benchmark module (`benchmarks.layers`, `benchmarks.training`, `benchmarks.export`) runs in
-its own process, so one module's TensorFlow state (mixed-precision policy, threads, logical
-devices) cannot leak into the next, and writes `benchmarks/results/<name>.md` and `.json`.
-This script then puts the machine, the versions and those tables into one file.
+Each benchmark module (`benchmarks.layers`, `benchmarks.training`, `benchmarks.export`,
+`benchmarks.alexnet`) runs in its own process, so one module's TensorFlow state
+(mixed-precision policy, threads, logical devices) cannot leak into the next, and writes
+`benchmarks/results/<name>.md` and `.json`.
+This script then puts the machine, the versions and those tables into one file: every
+benchmark's latest table, those not run this time marked with the date they were written.
 
 Run: `python -m benchmarks [--quick] [--only layers,training,export]`.
 """
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from training.atomic import atomic_write_text
 
-BENCHMARKS = ("layers", "training", "export")
+BENCHMARKS = ("layers", "training", "export", "alexnet")
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
 REPORT = HERE / "RESULTS.md"
@@ -71,7 +73,8 @@ def machine_description() -> str:
 
 
 def write_report(names: list[str], failures: list[str]) -> Path:
-    """Writes RESULTS.md (atomically) from the per-benchmark tables in `results/`."""
+    """Writes RESULTS.md (atomically) from the per-benchmark tables in `results/`: those of
+    `names` (run now), then the latest table of every other benchmark, dated."""
     parts = [
         "# convzoo benchmark results",
         "",
@@ -83,13 +86,18 @@ def write_report(names: list[str], failures: list[str]) -> Path:
         "",
         machine_description(),
     ]
-    for name in names:
+    for name in BENCHMARKS:
         table = RESULTS_DIR / f"{name}.md"
+        if name not in names and not table.exists():
+            continue
         parts += ["", f"## {name}", ""]
         if name in failures or not table.exists():
             parts.append(f"`python -m benchmarks.{name}` failed in this run; no figures.")
-        else:
-            parts.append(table.read_text().strip())
+            continue
+        if name not in names:
+            written = datetime.datetime.fromtimestamp(table.stat().st_mtime, datetime.UTC)
+            parts += [f"(not run this time: the table written {written:%Y-%m-%d %H:%M} UTC)", ""]
+        parts.append(table.read_text().strip())
     return atomic_write_text(REPORT, "\n".join(parts) + "\n")
 
 
