@@ -10,7 +10,9 @@ by layer into a chain where every `BatchNorm` that follows a convolution or dens
 folded into it (`w' = w * g / sqrt(v + eps)`, `b' = (b - m) * g / sqrt(v + eps) + beta`, by
 `layers.fusion.fold_following`), so the int8 graph has no separate multiply/add between integer
 convolutions, and a ReLU after such a layer becomes its activation (quantized once, after the
-ReLU, as TFLite fuses them).
+ReLU, as TFLite fuses them). A grouped convolution (AlexNet's conv2/4/5) becomes one
+convolution per group on its channel slice, concatenated, so each group's kernel is a weight
+of its own, quantized per output channel.
 Our convolutions get QuantizeConfigs (8-bit symmetric kernels per output channel, as TFLite's
 int8 convolutions; 8-bit asymmetric outputs); Keras built-ins use tfmot's default 8-bit
 scheme. `init_quantizer_ranges` starts every range (input, activations, kernels) where
@@ -146,6 +148,42 @@ def _chain(model):
     return chain
 
 
+class ChannelSlice(tf.keras.layers.Layer):
+    """Channels `[start, stop)` of the input (a STRIDED_SLICE in TFLite)."""
+
+    def __init__(self, start: int, stop: int, **kwargs):
+        super().__init__(**kwargs)
+        self.start, self.stop = start, stop
+
+    def call(self, inputs):
+        return inputs[..., self.start : self.stop]
+
+    def get_config(self):
+        return {**super().get_config(), "start": self.start, "stop": self.stop}
+
+
+def _per_group(layer_class, config, weights, x, pending_weights, configs):
+    """A grouped convolution as one convolution per group on its channel slice, concatenated:
+    the same function, with each group's kernel a weight of its own. A grouped kernel would be
+    split inside the layer after its per-channel fake quantization, and the converter refuses
+    the transpose of a per-channel quantized slice ("mismatched quantized axes")."""
+    qk = _tfmot().quantization.keras
+    kernel_config, output_config, noop_config = configs
+    groups, (kernel, bias) = config["groups"], weights
+    inputs_per_group, filters_per_group = kernel.shape[-2], kernel.shape[-1] // groups
+    outputs = []
+    for g in range(groups):
+        name = f"{config['name']}_group{g}"
+        channels = ChannelSlice(g * inputs_per_group, (g + 1) * inputs_per_group, name=f"{name}_in")
+        conv = layer_class.from_config(dict(config, groups=1, filters=filters_per_group, name=name))
+        y = qk.quantize_annotate_layer(channels, noop_config())(x)
+        outputs.append(qk.quantize_annotate_layer(conv, kernel_config())(y))
+        filters = slice(g * filters_per_group, (g + 1) * filters_per_group)
+        pending_weights.append((conv, [kernel[..., filters], bias[filters]]))
+    concat = tf.keras.layers.Concatenate(name=f"{config['name']}_concat")
+    return qk.quantize_annotate_layer(concat, output_config())(outputs)
+
+
 def build_qat_model(model):
     """The folded, annotated and quantize-applied copy of `model` (see module docstring)."""
     tfmot = _tfmot()
@@ -185,6 +223,10 @@ def build_qat_model(model):
                 config["activation"] = "relu"
             config["use_bias"] = True
             weights = [fused.kernel, fused.bias]
+        if isinstance(layer, kernel_classes) and config.get("groups", 1) > 1:
+            configs = (kernel_config, output_config, noop_config)
+            x = _per_group(type(layer), config, weights, x, pending_weights, configs)
+            continue
         new = type(layer).from_config(config)
         if isinstance(new, builtin_ok):
             annotated = qk.quantize_annotate_layer(new)
@@ -203,6 +245,7 @@ def build_qat_model(model):
         "KernelQuantizeConfig": kernel_config,
         "OutputQuantizeConfig": output_config,
         "NoOpQuantizeConfig": noop_config,
+        "ChannelSlice": ChannelSlice,
         **{cls.__name__: cls for cls in (*kernel_classes, batch_norm_cls)},
     }
     with qk.quantize_scope(scope):
