@@ -258,10 +258,16 @@ def test_alexnet_takes_mnist_like_images_and_resizes_them_inside():
     default = resolve_config(TrainConfig(model="alexnet_bn"))
     assert (default.input_shape, default.model_options) == ("28,28,1", {"resize_to": 64})
     assert default.epochs == 5
+    # alexnet_bn's recipe on such data; the LRN variants keep the paper's learning rate.
+    assert (default.learning_rate, default.label_smoothing) == (0.02, 0.1)
+    lrn = resolve_config(TrainConfig(model="alexnet"))
+    assert (lrn.learning_rate, lrn.label_smoothing, lrn.epochs) == (0.01, 0.0, 5)
+    assert resolve_config(TrainConfig(model="alexnet_bn", learning_rate=0.05)).learning_rate == 0.05
     assert resolve_config(TrainConfig(model="alexnet", epochs=9)).epochs == 9
     chosen = resolve_config(TrainConfig(model="alexnet", model_options=["resize_to=96"]))
     assert (chosen.input_shape, chosen.model_options) == ("28,28,1", {"resize_to": 96})
     other = resolve_config(TrainConfig(model="alexnet_bn", dataset="tfds:imagenette"))
     assert (other.input_shape, other.model_options, other.epochs) == (None, None, 30)
+    assert (other.learning_rate, other.label_smoothing) == (0.01, 0.0)
     lenet = resolve_config(TrainConfig(model="lenet5"))
     assert (lenet.input_shape, lenet.model_options) == (None, None)
