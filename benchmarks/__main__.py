@@ -5,7 +5,7 @@ Each benchmark module (`benchmarks.layers`, `benchmarks.training`, `benchmarks.e
 (mixed-precision policy, threads, logical devices) cannot leak into the next, and writes
 `benchmarks/results/<name>.md` and `.json`.
 This script then puts the machine, the versions and those tables into one file: every
-benchmark's latest table, those not run this time marked with the date they were written.
+benchmark's latest table, those not run this time marked so.
 
 Run: `python -m benchmarks [--quick] [--only layers,training,export]`.
 """
@@ -74,7 +74,7 @@ def machine_description() -> str:
 
 def write_report(names: list[str], failures: list[str]) -> Path:
     """Writes RESULTS.md (atomically) from the per-benchmark tables in `results/`: those of
-    `names` (run now), then the latest table of every other benchmark, dated."""
+    `names` (run now), and the latest table of every other benchmark, marked as such."""
     parts = [
         "# convzoo benchmark results",
         "",
@@ -95,8 +95,7 @@ def write_report(names: list[str], failures: list[str]) -> Path:
             parts.append(f"`python -m benchmarks.{name}` failed in this run; no figures.")
             continue
         if name not in names:
-            written = datetime.datetime.fromtimestamp(table.stat().st_mtime, datetime.UTC)
-            parts += [f"(not run this time: the table written {written:%Y-%m-%d %H:%M} UTC)", ""]
+            parts += ["(not run this time: the table of its last run, maybe on other versions)", ""]
         parts.append(table.read_text().strip())
     return atomic_write_text(REPORT, "\n".join(parts) + "\n")
 

@@ -30,9 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.export import (
+    fidelity_checks,
     file_rows,
     files_table,
     interleaved_latency,
+    latency_checks,
+    latency_table,
     targets_table,
     trained_source,
 )
@@ -112,27 +115,10 @@ def targets(rows: list[dict], latency: dict) -> list[tuple[str, str, bool | None
     checks = []
     for fmt in ("tflite_int8", "onnx_int8"):
         row = get.get(fmt)
-        if not row or row.get("agreement") is None:
-            continue
-        checks += [
-            (
-                f"{fmt} accuracy drop <= 0.3 pp",
-                f"{row['accuracy_drop_pp']:+.2f} pp",
-                row["accuracy_drop_pp"] <= 0.3,
-            ),
-            (
-                f"{fmt} top-1 agreement >= 99.5 %",
-                f"{row['agreement']:.2f} % ({row['top1_ties']} ties)",
-                row["agreement"] >= 99.5,
-            ),
-        ]
-    int8, fp32 = latency.get("tflite_int8"), latency.get("tflite_fp32")
-    if int8 and fp32:
-        default = int8["xnnpack"] / fp32["xnnpack"]
-        best = min(int8.values()) / min(fp32.values())
-        for setting, ratio in (("default XNNPACK", default), ("best setting each", best)):
-            name = f"tflite_int8 latency <= 0.5x float32 ({setting}, interleaved)"
-            checks.append((name, f"{ratio:.2f}x", ratio <= 0.5))
+        if row and row.get("agreement") is not None:
+            checks += fidelity_checks(row, fmt, 0.3, 99.5)
+    if latency.get("tflite_int8") and latency.get("tflite_fp32"):
+        checks += latency_checks("tflite_int8", latency["tflite_int8"], latency["tflite_fp32"], 0.5)
     return checks
 
 
@@ -149,25 +135,6 @@ def _training_line(t: dict[str, Any]) -> str:
         f"{t['epochs_run']} epochs, {t['wall_time_seconds']:.0f} s wall, "
         f"{t['images_per_second']:.0f} images/s, peak resident memory {t['peak_rss_mb']:,} MB "
         f"(pre-run estimate {t['memory_estimate_mb']:,} MB)."
-    )
-
-
-def latency_table(latency: dict[str, dict[str, float]]) -> str:
-    from export.report import format_table
-
-    fp32 = latency["tflite_fp32"]
-    return format_table(
-        ["file", "XNNPACK us", "builtin us", "x fp32 (XNNPACK)", "x fp32 (best each)"],
-        [
-            [
-                name,
-                format(lat["xnnpack"], ".1f"),
-                format(lat["builtin"], ".1f"),
-                format(lat["xnnpack"] / fp32["xnnpack"], ".2f"),
-                format(min(lat.values()) / min(fp32.values()), ".2f"),
-            ]
-            for name, lat in latency.items()
-        ],
     )
 
 

@@ -376,29 +376,41 @@ def run(quick: bool = False) -> list[dict]:
     return rows
 
 
+def latency_checks(label: str, latency: dict, fp32: dict, target: float) -> list[tuple]:
+    """`label`'s interleaved latency against the float32 file's, under XNNPACK and with the
+    best setting of each (`interleaved_latency` figures), as `(target, measured, met)`."""
+    ratios = (
+        ("default XNNPACK", latency["xnnpack"] / fp32["xnnpack"]),
+        ("best setting each", min(latency.values()) / min(fp32.values())),
+    )
+    return [
+        (f"{label} latency <= {target}x float32 ({setting}, interleaved)", f"{r:.2f}x", r <= target)
+        for setting, r in ratios
+    ]
+
+
+def fidelity_checks(row: dict, label: str, max_drop_pp: float, min_agreement: float) -> list:
+    """An exported file's accuracy drop and top-1 agreement against their targets."""
+    return [
+        (
+            f"{label} accuracy drop <= {max_drop_pp} pp",
+            f"{row['accuracy_drop_pp']:+.2f} pp",
+            row["accuracy_drop_pp"] <= max_drop_pp,
+        ),
+        (
+            f"{label} top-1 agreement >= {min_agreement} % (strict: np.argmax, ties count)",
+            f"{row['agreement']:.2f} %",
+            row["agreement"] >= min_agreement,
+        ),
+    ]
+
+
 def _lenet_latency_checks() -> list[tuple[str, str, bool | None]]:
     fp32 = _LATENCY.get("tflite_fp32")
-    if not fp32:
-        return []
     checks = []
     for name, label in (("tflite_int8", "int8"), ("tflite_int8_s2d", "int8 s2d rewrite")):
-        lat = _LATENCY.get(name)
-        if not lat:
-            continue
-        default = lat["xnnpack"] / fp32["xnnpack"]
-        best = min(lat.values()) / min(fp32.values())
-        checks += [
-            (
-                f"LeNet-5 {label} latency <= 1.0x float32 (default XNNPACK, interleaved)",
-                f"{default:.2f}x",
-                default <= 1.0,
-            ),
-            (
-                f"LeNet-5 {label} latency <= 1.0x float32 (best setting each, interleaved)",
-                f"{best:.2f}x",
-                best <= 1.0,
-            ),
-        ]
+        if fp32 and _LATENCY.get(name):
+            checks += latency_checks(f"LeNet-5 {label}", _LATENCY[name], fp32, 1.0)
     return checks
 
 
@@ -410,17 +422,8 @@ def _targets(rows: list[dict]) -> list[tuple[str, str, bool | None]]:
         row = get.get(("lenet5_modern", name))
         if not row or row.get("agreement") is None:
             continue
+        checks += fidelity_checks(row, f"LeNet-5 {label}", 0.05, 99.7)
         checks += [
-            (
-                f"LeNet-5 {label} accuracy drop <= 0.05 pp",
-                f"{row['accuracy_drop_pp']:+.2f} pp",
-                row["accuracy_drop_pp"] <= 0.05,
-            ),
-            (
-                f"LeNet-5 {label} top-1 agreement >= 99.7 % (strict: np.argmax, ties count)",
-                f"{row['agreement']:.2f} %",
-                row["agreement"] >= 99.7,
-            ),
             (
                 f"LeNet-5 {label} top-1 agreement, ties broken by Keras (not the target)",
                 f"{row['agreement_ties_by_keras']:.2f} % ({row['top1_ties']} ties)",
@@ -532,10 +535,11 @@ def tflm_table() -> str:
     )
 
 
-def _latency_table() -> str:
+def latency_table(latency: dict[str, dict[str, float]]) -> str:
+    """The markdown table of `interleaved_latency` figures, each against the float32 file's."""
     from export.report import format_table
 
-    fp32 = _LATENCY.get("tflite_fp32")
+    fp32 = latency.get("tflite_fp32")
     if not fp32:
         return "(not run)"
     body = [
@@ -546,7 +550,7 @@ def _latency_table() -> str:
             format(lat["xnnpack"] / fp32["xnnpack"], ".2f"),
             format(min(lat.values()) / min(fp32.values()), ".2f"),
         ]
-        for name, lat in _LATENCY.items()
+        for name, lat in latency.items()
     ]
     return format_table(
         ["file", "XNNPACK us", "builtin us", "x fp32 (XNNPACK)", "x fp32 (best each)"], body
@@ -627,7 +631,7 @@ def to_markdown(rows: list[dict]) -> str:
             "## LeNet-5 latency side by side (us, median of 30 interleaved rounds of 200 "
             "invokes, one process)",
             "",
-            _latency_table(),
+            latency_table(_LATENCY),
             "",
             "## LeNet-5 int8 agreement against the calibration set (plain int8 file; the "
             "s2d file has the same integer math)",
