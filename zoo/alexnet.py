@@ -254,14 +254,19 @@ def alexnet(input_shape: tuple[int, int, int], num_classes: int, **overrides) ->
 )
 @forwards_keywords_of(build_alexnet, fixed=("towers", "normalization", "synchronized"))
 def alexnet_single_tower(
-    input_shape: tuple[int, int, int], num_classes: int, **overrides
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    name: str = "alexnet_single_tower",
+    **overrides,
 ) -> tf.keras.Model:
     """AlexNet without the groups of conv2/4/5 (one GPU): 62,378,344 parameters.
 
     Args: see `build_alexnet`.
     """
-    overrides.setdefault("name", "alexnet_single_tower")
-    return build_alexnet(input_shape, num_classes, towers=1, normalization="lrn", **overrides)
+    return build_alexnet(
+        input_shape, num_classes, towers=1, normalization="lrn", name=name, **overrides
+    )
 
 
 @register_model(
@@ -277,6 +282,7 @@ def alexnet_bn(
     num_classes: int,
     *,
     synchronized: bool = False,
+    name: str = "alexnet_bn",
     **overrides,
 ) -> tf.keras.Model:
     """AlexNet (two towers) with BatchNorm + ReLU after every convolution and no LRN.
@@ -286,12 +292,12 @@ def alexnet_bn(
             `tf.distribute` strategy (`python -m training --sync-bn`).
         others: see `build_alexnet`.
     """
-    overrides.setdefault("name", "alexnet_bn")
     return build_alexnet(
         input_shape,
         num_classes,
         towers=2,
         normalization="batch_norm",
         synchronized=synchronized,
+        name=name,
         **overrides,
     )
