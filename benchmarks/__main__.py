@@ -24,6 +24,7 @@ from pathlib import Path
 from training.atomic import atomic_write_text
 
 BENCHMARKS = ("layers", "training", "export", "alexnet")
+_EARLIER = "the table of its last run, possibly on another machine or versions"
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
 REPORT = HERE / "RESULTS.md"
@@ -95,7 +96,7 @@ def write_report(names: list[str], failures: list[str]) -> Path:
             parts.append(f"`python -m benchmarks.{name}` failed in this run; no figures.")
             continue
         if name not in names:
-            parts += ["(not run this time: the table of its last run, maybe on other versions)", ""]
+            parts += [f"(not run this time: {_EARLIER})", ""]
         parts.append(table.read_text().strip())
     return atomic_write_text(REPORT, "\n".join(parts) + "\n")
 

@@ -123,18 +123,21 @@ def targets(rows: list[dict], latency: dict) -> list[tuple[str, str, bool | None
 
 
 def _training_line(t: dict[str, Any]) -> str:
+    from training.augment import resolve_augment
+
     r = t["recipe"]
     size = (r.get("model_options") or {}).get("resize_to", r.get("input_shape"))
+    augment = resolve_augment(r["augment"], "fashion_mnist")
     return (
         f"Trained ({t['run_dir']}): {r['optimizer']} lr {r['learning_rate']} "
         f"(momentum {r['momentum']}, {r['schedule']}, {r['warmup_epochs']} warm-up epoch), "
         f"weight decay {r['weight_decay']}, label smoothing {r['label_smoothing']}, batch "
-        f"{r['batch_size']}, augment {r['augment']}, resized to {size} inside the model, "
+        f"{r['batch_size']}, augment {augment}, resized to {size} inside the model, "
         f"mixed precision {r['mixed_precision']}: test accuracy "
         f"**{t['test_accuracy'] * 100:.2f} %** on {t['test_size']:,} images after "
         f"{t['epochs_run']} epochs, {t['wall_time_seconds']:.0f} s wall, "
         f"{t['images_per_second']:.0f} images/s, peak resident memory {t['peak_rss_mb']:,} MB "
-        f"(pre-run estimate {t['memory_estimate_mb']:,} MB)."
+        f"(its pre-run estimate then: {t['memory_estimate_mb']:,} MB)."
     )
 
 
