@@ -78,6 +78,7 @@ def training_figures(run_dir: Path) -> dict[str, Any]:
     config = json.loads((run_dir / "config.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     recipe_keys = (
+        "dataset",
         "epochs",
         "batch_size",
         "optimizer",
@@ -127,7 +128,7 @@ def _training_line(t: dict[str, Any]) -> str:
 
     r = t["recipe"]
     size = (r.get("model_options") or {}).get("resize_to", r.get("input_shape"))
-    augment = resolve_augment(r["augment"], "fashion_mnist")
+    augment = resolve_augment(r["augment"], r["dataset"])
     return (
         f"Trained ({t['run_dir']}): {r['optimizer']} lr {r['learning_rate']} "
         f"(momentum {r['momentum']}, {r['schedule']}, {r['warmup_epochs']} warm-up epoch), "
